@@ -1,0 +1,37 @@
+/**
+ * Errors the domain throws on purpose. Each carries the contract's error code;
+ * the GraphQL layer turns them into errors with `extensions.code` in one place.
+ * Any other error is unexpected and stays masked.
+ */
+export type DomainErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT';
+
+export class DomainError extends Error {
+  constructor(
+    readonly code: DomainErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class NotFoundError extends DomainError {
+  constructor(message: string) {
+    super('NOT_FOUND', message);
+  }
+}
+
+export class ConflictError extends DomainError {
+  constructor(message: string) {
+    super('CONFLICT', message);
+  }
+}
+
+export class InvalidInputError extends DomainError {
+  constructor(message: string) {
+    super('BAD_USER_INPUT', message);
+  }
+}
+
+export const streamSessionNotFound = (id: string) =>
+  new NotFoundError(`Stream session '${id}' not found.`);

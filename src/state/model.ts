@@ -1,0 +1,130 @@
+/**
+ * The domain's data, as plain TypeScript. Nothing here knows about GraphQL:
+ * the schema maps these shapes onto the public contract.
+ */
+
+/** Renditions a player can play; the values are what is stored and shown. */
+export const Quality = {
+  Q1080P: '1080p',
+  Q720P: '720p',
+  Q480P: '480p',
+} as const;
+export type Quality = (typeof Quality)[keyof typeof Quality];
+export const QUALITIES: readonly Quality[] = Object.values(Quality);
+
+export const BatchNeededReason = {
+  FIRST_BATCH: 'FIRST_BATCH',
+  APPROACHING_END: 'APPROACHING_END',
+  SEEK_AHEAD: 'SEEK_AHEAD',
+  STALLED: 'STALLED',
+} as const;
+export type BatchNeededReason = (typeof BatchNeededReason)[keyof typeof BatchNeededReason];
+
+/** Milliseconds since the epoch: cheaper to keep per client than a Date. */
+export type Instant = number;
+
+/** The batch of segments being, or last, generated for a stream session. */
+export interface BatchState {
+  readonly batchNumber: number;
+  readonly startSegment: number;
+  /** Inclusive. */
+  readonly endSegment: number;
+  readonly videoSourcePath: string;
+  /** Seconds into the source where this batch starts. */
+  readonly videoStartOffset: number;
+  readonly generationStarted: Instant;
+  /** Null until the batch is complete. */
+  readonly generationEnded: Instant | null;
+  readonly isComplete: boolean;
+}
+
+/** Where one client (one player, keyed by sessionId) is in the stream. */
+export interface ClientPosition {
+  readonly sessionId: string;
+  readonly segmentNumber: number;
+  readonly quality: Quality;
+  readonly lastUpdated: Instant;
+}
+
+/** The fixed parameters of a stream session, chosen at creation. */
+export interface StreamSessionSettings {
+  readonly id: string;
+  readonly videoSourcePath: string;
+  /** Seconds of video in one HLS segment. */
+  readonly segmentDuration: number;
+  /** Segments in one batch. */
+  readonly batchSize: number;
+  /** A next batch is needed when endSegment - furthestSegment <= threshold. */
+  readonly threshold: number;
+  /** The segment playback started at; batch 0 begins here. */
+  readonly startSegment: number;
+}
+
+/** A consistent, read-only picture of one stream session at one instant. */
+export interface StreamSessionView extends StreamSessionSettings {
+  readonly currentBatch: BatchState | null;
+  /** Ordered by sessionId. */
+  readonly clientPositions: readonly ClientPosition[];
+  readonly furthestSegment: number | null;
+  readonly slowestSegment: number | null;
+  readonly shouldGenerateNextBatch: boolean;
+  readonly createdAt: Instant;
+  readonly updatedAt: Instant;
+}
+
+/** A batch the session needs now, as the decision function computes it. */
+export interface BatchNeed {
+  readonly reason: BatchNeededReason;
+  readonly batchNumber: number;
+  readonly startSegment: number;
+  /** startSegment + batchSize - 1. */
+  readonly endSegment: number;
+  readonly videoSourcePath: string;
+  /** startSegment * segmentDuration. */
+  readonly videoStartOffset: number;
+  readonly furthestSegment: number | null;
+  /** The renditions the session's clients play now, in QUALITIES order. */
+  readonly qualities: readonly Quality[];
+}
+
+/** A need as announced to encoders: which session, and in what order. */
+export interface BatchNeededEvent extends BatchNeed {
+  readonly streamSession: StreamSessionView;
+  /**
+   * Increases with every announcement of one stream session, so a subscriber
+   * that merges a snapshot with live events can drop the ones it already has.
+   */
+  readonly sequence: number;
+}
+
+export interface CreateStreamSessionInput {
+  readonly id?: string | null;
+  readonly videoSourcePath: string;
+  readonly segmentDuration?: number | null;
+  readonly batchSize?: number | null;
+  readonly threshold?: number | null;
+  readonly startSegment?: number | null;
+}
+
+export interface UpdateClientPositionInput {
+  readonly streamSessionId: string;
+  readonly sessionId: string;
+  readonly segmentNumber: number;
+  readonly quality: Quality;
+}
+
+export interface SetCurrentBatchInput {
+  readonly streamSessionId: string;
+  readonly batchNumber: number;
+  readonly startSegment: number;
+  readonly endSegment: number;
+  readonly videoSourcePath: string;
+  readonly videoStartOffset: number;
+}
+
+/** Server-wide defaults for what a createStreamSession leaves out. */
+export interface SessionDefaults {
+  readonly segmentDuration: number;
+  readonly batchSize: number;
+  readonly threshold: number;
+}

@@ -1,0 +1,59 @@
+import type {
+  BatchNeededEvent,
+  BatchState,
+  ClientPosition,
+  Instant,
+  SetCurrentBatchInput,
+  StreamSessionSettings,
+  StreamSessionView,
+  UpdateClientPositionInput,
+} from './model.js';
+
+/**
+ * What a change did, and the need it made the session announce (if any).
+ * The store decides the announcement in the same atomic step as the change,
+ * so that a need is announced once however many instances share the store.
+ */
+export interface Change<T> {
+  readonly result: T;
+  readonly announcement: BatchNeededEvent | null;
+}
+
+/**
+ * Where stream sessions live. Every method is async so that a store on
+ * another machine (Redis) fits behind it; each change is atomic on its own.
+ * Callers serialise changes to one stream session (the coordinator's mutex),
+ * and a store must still be correct when other processes change it too.
+ *
+ * Errors: NotFoundError for an unknown stream session, ConflictError for a
+ * change the session's state refuses; nothing changes when either is thrown.
+ */
+export interface StreamSessionStore {
+  /** ConflictError when the id is taken. */
+  createStreamSession(
+    settings: StreamSessionSettings,
+    now: Instant,
+  ): Promise<Change<StreamSessionView>>;
+  /** True when the session existed; its clients and batch go with it. */
+  endStreamSession(id: string): Promise<boolean>;
+  updateClientPosition(
+    input: UpdateClientPositionInput,
+    now: Instant,
+  ): Promise<Change<ClientPosition>>;
+  removeClient(streamSessionId: string, sessionId: string, now: Instant): Promise<Change<boolean>>;
+  setCurrentBatch(input: SetCurrentBatchInput, now: Instant): Promise<Change<BatchState>>;
+  completeBatch(
+    streamSessionId: string,
+    batchNumber: number,
+    now: Instant,
+  ): Promise<Change<BatchState>>;
+
+  getStreamSession(id: string): Promise<StreamSessionView | null>;
+  /** Oldest first. */
+  listStreamSessions(limit: number, offset: number): Promise<StreamSessionView[]>;
+  /** The need every session (or the one named) has now, with its latest sequence. */
+  pendingNeeds(streamSessionId?: string): Promise<BatchNeededEvent[]>;
+  /** True while the store answers. */
+  isReady(): Promise<boolean>;
+  close(): Promise<void>;
+}

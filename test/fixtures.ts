@@ -1,0 +1,264 @@
+/**
+ * Shared fixtures: a real server on an ephemeral port per test file, and
+ * clients for each transport. Everything made here is disposed in `afterAll`
+ * through `leftovers`, so a failing test leaves no socket open.
+ */
+import { createParser } from 'eventsource-parser';
+import { type Client, createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { type Config, defaultConfig } from '../src/config.js';
+import { type App, buildApp } from '../src/server/app.js';
+import type { Clock } from '../src/state/clock.js';
+
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  data?: T | null;
+  errors?: Array<{ message: string; path?: unknown[]; extensions?: { code?: string } }>;
+}
+
+export interface TestServer {
+  app: App;
+  /** http://127.0.0.1:PORT */
+  baseUrl: string;
+  /** http://127.0.0.1:PORT/graphql */
+  url: string;
+  /** ws://127.0.0.1:PORT/graphql */
+  wsUrl: string;
+  /** POSTs one operation as JSON and returns the parsed body. */
+  gql<T = Record<string, any>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ): Promise<GraphQLResponse<T>>;
+  /** A graphql-ws client, disposed with the server. */
+  wsClient(options?: { lazy?: boolean }): Client;
+  stop(): Promise<void>;
+}
+
+/** Starts the real service on 127.0.0.1 and a free port. */
+export async function startTestServer(
+  overrides: Partial<Config> = {},
+  clock?: Clock,
+): Promise<TestServer> {
+  const app = buildApp({ config: { ...defaultConfig, ...overrides }, clock });
+  const { port } = await app.start(0, '127.0.0.1');
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const url = `${baseUrl}/graphql`;
+  const wsUrl = `ws://127.0.0.1:${port}/graphql`;
+  const clients: Client[] = [];
+  return {
+    app,
+    baseUrl,
+    url,
+    wsUrl,
+    async gql(query, variables, headers) {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json', ...headers },
+        body: JSON.stringify({ query, variables }),
+      });
+      return (await response.json()) as GraphQLResponse<any>;
+    },
+    wsClient(options = {}) {
+      const client = createClient({
+        url: wsUrl,
+        webSocketImpl: WebSocket,
+        lazy: options.lazy ?? true,
+        retryAttempts: 0,
+      });
+      clients.push(client);
+      return client;
+    },
+    async stop() {
+      await Promise.all(clients.map((c) => c.dispose()));
+      await app.stop();
+    },
+  };
+}
+
+/** Runs one query or mutation over a graphql-ws client and returns its single result. */
+export function wsRequest<T = Record<string, any>>(
+  client: Client,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<GraphQLResponse<T>> {
+  return new Promise((resolve, reject) => {
+    let result: GraphQLResponse<T> | undefined;
+    client.subscribe<T>(
+      { query, variables },
+      {
+        next: (value) => {
+          result = value as GraphQLResponse<T>;
+        },
+        error: (error) =>
+          Array.isArray(error)
+            ? resolve({ errors: error as GraphQLResponse['errors'] })
+            : reject(error),
+        complete: () =>
+          result ? resolve(result) : reject(new Error('completed without a result')),
+      },
+    );
+  });
+}
+
+/** A subscription's events, collected as they come, with a way to wait for the n-th. */
+export interface Collected<T> {
+  readonly events: T[];
+  /** Resolves once at least `count` events arrived (rejects after `timeoutMs`). */
+  waitFor(count: number, timeoutMs?: number): Promise<T[]>;
+  stop(): void;
+}
+
+function collector<T>(): Collected<T> & { push(event: T): void; fail(error: unknown): void } {
+  const events: T[] = [];
+  const waiters: Array<{ count: number; resolve: (e: T[]) => void; reject: (e: unknown) => void }> =
+    [];
+  let failure: unknown;
+  const api = {
+    events,
+    stop: () => {},
+    push(event: T) {
+      events.push(event);
+      for (const w of [...waiters]) {
+        if (events.length >= w.count) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(events);
+        }
+      }
+    },
+    fail(error: unknown) {
+      failure = error;
+      for (const w of waiters.splice(0)) w.reject(error);
+    },
+    waitFor(count: number, timeoutMs = 5_000) {
+      if (events.length >= count) return Promise.resolve(events);
+      if (failure !== undefined) return Promise.reject(failure);
+      return new Promise<T[]>((resolve, reject) => {
+        const waiter = { count, resolve, reject };
+        waiters.push(waiter);
+        setTimeout(() => {
+          const i = waiters.indexOf(waiter);
+          if (i >= 0) {
+            waiters.splice(i, 1);
+            reject(new Error(`timed out with ${events.length} of ${count} events`));
+          }
+        }, timeoutMs).unref();
+      });
+    },
+  };
+  return api;
+}
+
+/** Subscribes over graphql-ws and collects each `next` payload. */
+export function wsSubscribe<T = GraphQLResponse>(
+  client: Client,
+  query: string,
+  variables?: Record<string, unknown>,
+): Collected<T> {
+  const c = collector<T>();
+  c.stop = client.subscribe(
+    { query, variables },
+    { next: (value) => c.push(value as T), error: (e) => c.fail(e), complete: () => {} },
+  );
+  return c;
+}
+
+/** Subscribes over Server-Sent Events (yoga's default) and collects each `next` payload. */
+export function sseSubscribe<T = GraphQLResponse>(
+  url: string,
+  query: string,
+  variables?: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): Collected<T> & { ready: Promise<void> } {
+  const c = collector<T>();
+  const abort = new AbortController();
+  c.stop = () => abort.abort();
+  const ready = (async () => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', ...headers },
+      body: JSON.stringify({ query, variables }),
+      signal: abort.signal,
+    });
+    if (!response.ok || !response.body) throw new Error(`SSE answered ${response.status}`);
+    const parser = createParser({
+      onEvent: (event) => {
+        if (event.event === 'next') c.push(JSON.parse(event.data) as T);
+      },
+    });
+    const decoder = new TextDecoder();
+    (async () => {
+      try {
+        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+          parser.feed(decoder.decode(chunk, { stream: true }));
+        }
+      } catch (error) {
+        if (!abort.signal.aborted) c.fail(error);
+      }
+    })();
+  })();
+  ready.catch((error) => c.fail(error));
+  return Object.assign(c, { ready });
+}
+
+/** A promise with its resolve and reject in hand. */
+export function createDeferred<T = void>() {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Waits until `check` returns true, polling every few milliseconds. */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export const Q = {
+  create: `mutation Create($input: CreateStreamSessionInput!) {
+    createStreamSession(input: $input) {
+      id videoSourcePath segmentDuration batchSize threshold startSegment
+      currentBatch { batchNumber } furthestSegment slowestSegment shouldGenerateNextBatch
+      clientPositions { sessionId } createdAt updatedAt
+    }
+  }`,
+  update: `mutation Update($input: UpdateClientPositionInput!) {
+    updateClientPosition(input: $input) { sessionId segmentNumber quality lastUpdated }
+  }`,
+  claim: `mutation Claim($input: SetCurrentBatchInput!) {
+    setCurrentBatch(input: $input) {
+      batchNumber startSegment endSegment videoSourcePath videoStartOffset
+      generationStarted generationEnded isComplete
+    }
+  }`,
+  complete: `mutation Complete($streamSessionId: ID!, $batchNumber: Int!) {
+    completeBatch(streamSessionId: $streamSessionId, batchNumber: $batchNumber) {
+      batchNumber isComplete generationStarted generationEnded
+    }
+  }`,
+  remove: `mutation Remove($streamSessionId: ID!, $sessionId: ID!) {
+    removeClient(streamSessionId: $streamSessionId, sessionId: $sessionId)
+  }`,
+  end: `mutation End($id: ID!) { endStreamSession(id: $id) }`,
+  session: `query Session($id: ID!) {
+    streamSession(id: $id) {
+      id videoSourcePath segmentDuration batchSize threshold startSegment
+      currentBatch { batchNumber startSegment endSegment videoSourcePath videoStartOffset generationStarted generationEnded isComplete }
+      clientPositions { sessionId segmentNumber quality lastUpdated }
+      furthestSegment slowestSegment shouldGenerateNextBatch createdAt updatedAt
+    }
+  }`,
+  sessions: `query Sessions($limit: Int, $offset: Int) { streamSessions(limit: $limit, offset: $offset) { id } }`,
+  batchNeeded: `subscription Needed($streamSessionId: ID) {
+    batchNeeded(streamSessionId: $streamSessionId) {
+      streamSession { id furthestSegment }
+      reason batchNumber startSegment endSegment videoSourcePath videoStartOffset furthestSegment qualities
+    }
+  }`,
+} as const;
