@@ -35,8 +35,9 @@ export const SetCurrentBatchInput = builder.inputType('SetCurrentBatchInput', {
     videoSourcePath: t.string({ required: true, validate: path }),
     videoStartOffset: t.int({ required: true, validate: nonNegative }),
   }),
+  // Loose: a plain object schema would strip the other fields from the input.
   validate: z
-    .object({ startSegment: z.number(), endSegment: z.number() })
+    .looseObject({ startSegment: z.number(), endSegment: z.number() })
     .refine((batch) => batch.startSegment <= batch.endSegment, {
       path: ['endSegment'],
       message: 'must not be less than startSegment',
