@@ -16,6 +16,22 @@ export interface Config {
   readonly store: 'memory';
   /** Events one subscriber may leave unread before it is closed. */
   readonly maxQueuedEvents: number;
+  /** Milliseconds a claimed batch may take before it is STALLED. */
+  readonly batchTimeout: number;
+  /** Milliseconds a client may stay silent before it leaves its session. */
+  readonly clientTimeout: number;
+  /** Milliseconds a session may stay without clients before it ends. */
+  readonly idleTimeout: number;
+  /** Where the memory store is saved on shutdown and loaded on start; null: nowhere. */
+  readonly snapshotPath: string | null;
+  /** Milliseconds between WebSocket pings; a socket that misses a pong is dropped. */
+  readonly wsPingInterval: number;
+  /** Milliseconds a WebSocket may take to send connection_init. */
+  readonly wsConnectionInitTimeout: number;
+  /** Bytes a WebSocket may leave unsent before a slow reader is disconnected. */
+  readonly wsMaxBufferedBytes: number;
+  /** Milliseconds a graceful shutdown may take before connections are cut. */
+  readonly shutdownTimeout: number;
 }
 
 export class ConfigError extends Error {
@@ -33,6 +49,23 @@ const integer = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+// Durations are given in seconds, decimals allowed (BATCH_TIMEOUT=0.5), kept in milliseconds.
+const seconds = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, 'must be a number of seconds, like 30 or 0.5')
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .min(min, `must be at least ${min} seconds`)
+        .max(max, `must be at most ${max} seconds`),
+    )
+    .transform((s) => Math.round(s * 1000));
+
+const DAY = 86_400;
+
 const envSchema = z
   .object({
     PORT: integer(0, 65_535).default(4000),
@@ -42,6 +75,14 @@ const envSchema = z
     THRESHOLD: integer(0, 100_000).default(5),
     STORE: z.enum(['memory']).default('memory'),
     MAX_QUEUED_EVENTS: integer(1, 100_000).default(1_000),
+    BATCH_TIMEOUT: seconds(0.01, DAY).default(120_000),
+    CLIENT_TIMEOUT: seconds(0.01, DAY).default(30_000),
+    SESSION_IDLE_TIMEOUT: seconds(0.01, 30 * DAY).default(300_000),
+    SNAPSHOT_PATH: z.string().trim().min(1).optional(),
+    WS_PING_INTERVAL: seconds(0.01, 3_600).default(12_000),
+    WS_CONNECTION_INIT_TIMEOUT: seconds(0.01, 600).default(3_000),
+    WS_MAX_BUFFERED_BYTES: integer(1_024, 1_073_741_824).default(4_194_304),
+    SHUTDOWN_TIMEOUT: seconds(0.01, 60).default(8_000),
   })
   .refine((env) => env.THRESHOLD <= env.BATCH_SIZE, {
     path: ['THRESHOLD'],
@@ -73,6 +114,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     threshold: e.THRESHOLD,
     store: e.STORE,
     maxQueuedEvents: e.MAX_QUEUED_EVENTS,
+    batchTimeout: e.BATCH_TIMEOUT,
+    clientTimeout: e.CLIENT_TIMEOUT,
+    idleTimeout: e.SESSION_IDLE_TIMEOUT,
+    snapshotPath: e.SNAPSHOT_PATH ?? null,
+    wsPingInterval: e.WS_PING_INTERVAL,
+    wsConnectionInitTimeout: e.WS_CONNECTION_INIT_TIMEOUT,
+    wsMaxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
+    shutdownTimeout: e.SHUTDOWN_TIMEOUT,
   };
 }
 

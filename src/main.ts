@@ -1,26 +1,44 @@
 import { ConfigError, loadConfig } from './config.js';
 import { buildApp } from './server/app.js';
+import { SnapshotError } from './state/snapshot-file.js';
+
+// The shutdown must end within this, whatever is still open.
+const HARD_EXIT_AFTER = 9_500; // ms, under the 10 s a supervisor usually grants
 
 async function main() {
   const config = loadConfig();
   const app = buildApp({ config });
   const { url } = await app.start();
   console.log(`hls-batch-coordinator listening on ${url} (store: ${config.store})`);
+  let signalled = false;
   const shutdown = (signal: string) => {
-    console.log(`${signal} received, shutting down`);
+    if (signalled) {
+      console.error(`${signal} again: exiting now`);
+      process.exit(1);
+    }
+    signalled = true;
+    console.log(`${signal} received: shutting down`);
+    setTimeout(() => {
+      console.error('shutdown took too long: exiting');
+      process.exit(1);
+    }, HARD_EXIT_AFTER).unref();
     app.stop().then(
-      () => process.exit(0),
+      () => {
+        console.log('shut down cleanly');
+        process.exit(0);
+      },
       (error) => {
-        console.error(error);
+        console.error('shutdown failed', error);
         process.exit(1);
       },
     );
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 main().catch((error) => {
-  console.error(error instanceof ConfigError ? error.message : error);
+  const expected = error instanceof ConfigError || error instanceof SnapshotError;
+  console.error(expected ? error.message : error);
   process.exit(1);
 });

@@ -1,7 +1,8 @@
 import { BatchNeeded } from '../schema/batch-needed.js';
 import { builder } from '../schema/builder.js';
+import { StreamSessionEnded } from '../schema/stream-session-ended.js';
 import { id } from '../schema/validation.js';
-import type { BatchNeededEvent } from '../state/model.js';
+import type { BatchNeededEvent, StreamSessionEndedEvent } from '../state/model.js';
 
 builder.subscriptionFields((t) => ({
   batchNeeded: t.field({
@@ -15,5 +16,17 @@ builder.subscriptionFields((t) => ({
     args: { streamSessionId: t.arg.id({ validate: id }) },
     subscribe: (_root, args, { coordinator }) => coordinator.batchNeeded(args.streamSessionId),
     resolve: (event: BatchNeededEvent) => event,
+  }),
+  streamSessionEnded: t.field({
+    type: StreamSessionEnded,
+    description: [
+      'Fires when a stream session (any, or the one named) ends, by endStreamSession',
+      '(ENDED) or for want of clients (IDLE). Only endings after the subscription',
+      'starts are sent.',
+    ].join('\n'),
+    args: { streamSessionId: t.arg.id({ validate: id }) },
+    subscribe: (_root, args, { coordinator }) =>
+      coordinator.streamSessionEnded(args.streamSessionId),
+    resolve: (event: StreamSessionEndedEvent) => event,
   }),
 }));

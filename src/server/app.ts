@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createYoga } from 'graphql-yoga';
 import type { Config } from '../config.js';
@@ -8,6 +8,7 @@ import type { Clock } from '../state/clock.js';
 import { BatchCoordinator } from '../state/coordinator.js';
 import { LocalEventBus } from '../state/events.js';
 import { MemoryStore } from '../state/memory-store.js';
+import { loadSnapshot, saveSnapshot } from '../state/snapshot-file.js';
 import { isExpectedError, maskError } from './errors.js';
 import { serveGraphQLOverWebSocket } from './websocket.js';
 
@@ -17,13 +18,26 @@ export interface AppOptions {
   readonly config: Config;
   /** Where time comes from; the system clock unless a test sets one. */
   readonly clock?: Clock;
+  /** Where the app reports what it does; the console unless a test silences it. */
+  readonly log?: Pick<Console, 'info' | 'warn' | 'error'>;
 }
 
 export interface App {
   readonly coordinator: BatchCoordinator;
-  /** Listens on `port` (config.port by default; 0 picks a free one). */
+  readonly store: MemoryStore;
+  /**
+   * Loads the snapshot (when SNAPSHOT_PATH is set), starts the sweeper and
+   * listens on `port` (config.port by default; 0 picks a free one).
+   * Rejects with SnapshotError when a snapshot exists but cannot be used.
+   */
   start(port?: number, host?: string): Promise<{ port: number; url: string }>;
-  /** Closes every connection and subscription, then the server and the store. */
+  /**
+   * Shuts down gracefully: stops accepting, lets requests in flight finish,
+   * completes every subscription (SSE streams end with `complete`, WebSocket
+   * subscriptions get `complete` and the socket closes with 1001), saves the
+   * snapshot, and resolves. Connections still open after the shutdown
+   * timeout are cut. Calling it again returns the same promise.
+   */
   stop(): Promise<void>;
 }
 
@@ -32,15 +46,17 @@ export interface App {
  * WebSocket on one port, and the health endpoints. Nothing is shared between
  * two apps, so each test can run its own.
  */
-export function buildApp({ config, clock }: AppOptions): App {
-  const store = new MemoryStore();
-  const events = new LocalEventBus((error) => console.error('event listener failed', error));
+export function buildApp({ config, clock, log = console }: AppOptions): App {
+  const store = new MemoryStore(config);
+  const events = new LocalEventBus((error) => log.error('event listener failed', error));
   const coordinator = new BatchCoordinator({
     store,
     events,
     clock,
     defaults: config,
     maxQueuedEvents: config.maxQueuedEvents,
+    onSweep: (report) => log.info('sweep', report),
+    onError: (error) => log.error('sweep failed', error),
   });
   const context: Context = { coordinator };
 
@@ -49,61 +65,97 @@ export function buildApp({ config, clock }: AppOptions): App {
     graphqlEndpoint: GRAPHQL_PATH,
     context: () => context,
     maskedErrors: { maskError },
+    landingPage: false,
     logging: {
       debug: () => {},
-      info: (...args) => console.info(...args),
-      warn: (...args) => console.warn(...args),
+      info: (...args) => log.info(...args),
+      warn: (...args) => log.warn(...args),
       // yoga logs every error it masks or maps; a NOT_FOUND is an answer, not a fault.
       error: (...args) => {
-        if (!args.some(isExpectedError)) console.error(...args);
+        if (!args.some(isExpectedError)) log.error(...args);
       },
     },
-    landingPage: false,
   });
 
+  let stopping = false;
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
-    if (path === '/readyz') return void readiness(req, res);
+    if (path === '/readyz') return void readiness(res);
     return yoga(req, res);
   });
 
-  async function readiness(_req: IncomingMessage, res: ServerResponse) {
-    const ready = await coordinator.isReady().catch(() => false);
+  async function readiness(res: ServerResponse) {
+    const ready = !stopping && (await coordinator.isReady().catch(() => false));
     sendJson(res, ready ? 200 : 503, {
       status: ready ? 'ready' : 'unavailable',
       store: config.store,
     });
   }
 
-  const closeWebSockets = serveGraphQLOverWebSocket(server, yoga, GRAPHQL_PATH);
+  const webSockets = serveGraphQLOverWebSocket(server, yoga, GRAPHQL_PATH, {
+    pingInterval: config.wsPingInterval,
+    connectionInitTimeout: config.wsConnectionInitTimeout,
+    maxBufferedBytes: config.wsMaxBufferedBytes,
+  });
+
+  let stopped: Promise<void> | null = null;
+
+  async function shutdown() {
+    stopping = true;
+    // Stop accepting; the callback fires once every connection has ended.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    // Changes in flight finish, then every subscription completes normally.
+    await coordinator.close();
+    await webSockets.close();
+    const cut = setTimeout(() => server.closeAllConnections(), config.shutdownTimeout);
+    // Keep-alive connections that went idle since are closed as they do.
+    const idle = setInterval(() => server.closeIdleConnections(), 50);
+    await closed;
+    clearTimeout(cut);
+    clearInterval(idle);
+    if (config.snapshotPath !== null) {
+      await saveSnapshot(config.snapshotPath, store.snapshot((clock ?? Date).now()));
+      log.info(`saved ${store.size} stream sessions to ${config.snapshotPath}`);
+    }
+    await events.close();
+    await store.close();
+  }
 
   return {
     coordinator,
-    start(port = config.port, host = config.host) {
-      return new Promise((resolve, reject) => {
+    store,
+    async start(port = config.port, host = config.host) {
+      if (config.snapshotPath !== null) {
+        const snapshot = await loadSnapshot(config.snapshotPath);
+        if (snapshot !== null) {
+          store.load(snapshot);
+          log.info(`loaded ${store.size} stream sessions from ${config.snapshotPath}`);
+        }
+      }
+      const address = await new Promise<AddressInfo>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {
           server.off('error', reject);
-          const address = server.address() as AddressInfo;
-          const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-          resolve({
-            port: address.port,
-            url: `http://${shownHost}:${address.port}${GRAPHQL_PATH}`,
-          });
+          resolve(server.address() as AddressInfo);
         });
       });
+      coordinator.startSweeper(sweepInterval(config));
+      const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      return { port: address.port, url: `http://${shownHost}:${address.port}${GRAPHQL_PATH}` };
     },
-    async stop() {
-      await closeWebSockets();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      await events.close();
-      await store.close();
+    stop() {
+      stopped ??= shutdown();
+      return stopped;
     },
   };
+}
+
+/** Often enough to act within a tenth of the shortest timeout, at most once a second. */
+export function sweepInterval(config: Config): number {
+  const shortest = Math.min(config.batchTimeout, config.clientTimeout, config.idleTimeout);
+  return Math.min(1_000, Math.max(10, Math.floor(shortest / 10)));
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -14,19 +14,36 @@ interface ExecutionRoot {
   subscribe: Enveloped['subscribe'];
 }
 
+export interface WebSocketOptions {
+  /** Milliseconds between pings; a socket that has not answered the last one is dropped. */
+  readonly pingInterval: number;
+  /** Milliseconds to wait for connection_init before closing with 4408. */
+  readonly connectionInitTimeout: number;
+  /**
+   * Bytes a socket may leave unsent. A reader that stops reading is closed
+   * with 1008 past it, instead of growing the server's memory.
+   */
+  readonly maxBufferedBytes: number;
+}
+
+/** Close code and reason for a reader too slow for its subscriptions. */
+export const SLOW_READER_CLOSE = { code: 1008, reason: 'Subscriber too slow' } as const;
+
 /**
  * Serves the graphql-ws protocol on `path` of the HTTP server, through
  * yoga's own envelop: the same schema, context, plugins and error masking as
- * over HTTP. Returns a function that closes every socket and the server.
+ * over HTTP.
  */
 export function serveGraphQLOverWebSocket(
   server: Server,
   yoga: AnyYoga,
   path: string,
-): () => Promise<void> {
+  options: WebSocketOptions,
+): { close(): Promise<void> } {
   const wss = new WebSocketServer({ server, path });
   const graphqlWs = useServer(
     {
+      connectionInitWaitTimeout: options.connectionInitTimeout,
       execute: (args) => (args.rootValue as ExecutionRoot).execute(args),
       subscribe: (args) => (args.rootValue as ExecutionRoot).subscribe(args),
       onSubscribe: async (ctx, _id, payload) => {
@@ -56,11 +73,22 @@ export function serveGraphQLOverWebSocket(
         };
         return args;
       },
+      onNext: (ctx) => {
+        const socket = ctx.extra.socket;
+        if (socket.bufferedAmount > options.maxBufferedBytes) {
+          socket.close(SLOW_READER_CLOSE.code, SLOW_READER_CLOSE.reason);
+        }
+      },
     },
     wss,
+    options.pingInterval,
   );
-  return async () => {
-    await graphqlWs.dispose();
-    await new Promise<void>((resolve) => wss.close(() => resolve()));
+  return {
+    async close() {
+      // Completed subscriptions have queued their `complete`; let it reach the wire first.
+      await new Promise((resolve) => setImmediate(resolve));
+      await graphqlWs.dispose();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
   };
 }

@@ -13,6 +13,8 @@ export interface BatchNeedInput {
   /** Highest segment among the clients now; null without clients. */
   readonly furthestSegment: number | null;
   readonly qualities: readonly Quality[];
+  /** True when the current batch was claimed and not completed in time. */
+  readonly stalled?: boolean;
 }
 
 /**
@@ -36,7 +38,8 @@ export function shouldGenerateNextBatch(
  * Which batch, if any, a stream session needs now.
  *
  * - No batch yet: FIRST_BATCH, batch 0 from the session's startSegment.
- * - A batch being generated: nothing (a stalled one is the sweeper's call).
+ * - A batch being generated: nothing, unless it has stalled: STALLED, the
+ *   same batch again.
  * - A complete batch with the furthest client past its end: SEEK_AHEAD, the
  *   next batch starting at that client's segment.
  * - A complete batch whose end is within `threshold` of the furthest client:
@@ -46,6 +49,21 @@ export function decideBatchNeed(input: BatchNeedInput): BatchNeed | null {
   const { settings, currentBatch, furthestSegment, qualities } = input;
   if (currentBatch === null) {
     return need(settings, BatchNeededReason.FIRST_BATCH, 0, settings.startSegment, input);
+  }
+  if (!currentBatch.isComplete) {
+    if (!input.stalled) return null;
+    return {
+      ...need(
+        settings,
+        BatchNeededReason.STALLED,
+        currentBatch.batchNumber,
+        currentBatch.startSegment,
+        input,
+      ),
+      // The claimed range is what must be generated again.
+      endSegment: currentBatch.endSegment,
+      videoStartOffset: currentBatch.videoStartOffset,
+    };
   }
   if (!shouldGenerateNextBatch(currentBatch, furthestSegment, settings.threshold)) return null;
   const next = currentBatch.batchNumber + 1;

@@ -2,20 +2,22 @@ import { randomUUID } from 'node:crypto';
 import { FixedBuffer, Repeater } from '@repeaterjs/repeater';
 import { Mutex } from 'async-mutex';
 import { type Clock, systemClock } from './clock.js';
-import { InvalidInputError } from './errors.js';
-import type { EventBus } from './events.js';
-import type {
-  BatchNeededEvent,
-  BatchState,
-  ClientPosition,
-  CreateStreamSessionInput,
-  SessionDefaults,
-  SetCurrentBatchInput,
-  StreamSessionSettings,
-  StreamSessionView,
-  UpdateClientPositionInput,
+import { InvalidInputError, SlowSubscriberError } from './errors.js';
+import type { CoordinatorEvent, EventBus } from './events.js';
+import {
+  type BatchNeededEvent,
+  type BatchState,
+  type ClientPosition,
+  type CreateStreamSessionInput,
+  type SessionDefaults,
+  type SetCurrentBatchInput,
+  type StreamSessionEndedEvent,
+  StreamSessionEndReason,
+  type StreamSessionSettings,
+  type StreamSessionView,
+  type UpdateClientPositionInput,
 } from './model.js';
-import type { Change, StreamSessionStore } from './store.js';
+import type { Change, DueWork, StreamSessionStore } from './store.js';
 
 export interface CoordinatorOptions {
   readonly store: StreamSessionStore;
@@ -27,21 +29,31 @@ export interface CoordinatorOptions {
    * SlowSubscriberError, so one stalled reader cannot grow memory without bound.
    */
   readonly maxQueuedEvents?: number;
+  /** Called with what each sweep did (for logs); never throws into the sweeper. */
+  readonly onSweep?: (report: SweepReport) => void;
+  /** Called when a sweep fails; the next one tries again. */
+  readonly onError?: (error: unknown) => void;
 }
 
-/** Ends a subscription whose reader fell too far behind. */
-export class SlowSubscriberError extends Error {
-  constructor(limit: number) {
-    super(`Subscription closed: more than ${limit} events were left unread.`);
-    this.name = 'SlowSubscriberError';
-  }
+/** What one sweep acted on. */
+export interface SweepReport {
+  readonly clientsExpired: number;
+  readonly batchesStalled: number;
+  readonly sessionsEnded: number;
 }
+
+export { SlowSubscriberError };
+
+// Enough for any burst one sweep could cause, small enough to bound a sweep's pause.
+const SWEEP_BATCH = 10_000;
 
 /**
  * The service's one entry point for every operation: it orders the changes
  * to each stream session with a mutex of its own, lets the store change and
  * decide, and publishes what the change announced, after the change and
- * before the next change to that session begins.
+ * before the next change to that session begins. It also runs the sweeper
+ * that expires silent clients, re-announces stalled batches and ends idle
+ * sessions.
  */
 export class BatchCoordinator {
   private readonly store: StreamSessionStore;
@@ -49,9 +61,16 @@ export class BatchCoordinator {
   private readonly defaults: SessionDefaults;
   private readonly clock: Clock;
   private readonly maxQueuedEvents: number;
+  private readonly onSweep: (report: SweepReport) => void;
+  private readonly onError: (error: unknown) => void;
   // One mutex per stream session with work in flight; dropped when idle so
   // that ids of ended or unknown sessions leave nothing behind.
   private readonly locks = new Map<string, { mutex: Mutex; users: number }>();
+  /** Ends every open subscription, for shutdown. */
+  private readonly subscriptions = new Set<() => void>();
+  private sweeper: NodeJS.Timeout | null = null;
+  private sweeping: Promise<SweepReport> | null = null;
+  private closed = false;
 
   constructor(options: CoordinatorOptions) {
     this.store = options.store;
@@ -59,6 +78,8 @@ export class BatchCoordinator {
     this.defaults = options.defaults;
     this.clock = options.clock ?? systemClock;
     this.maxQueuedEvents = options.maxQueuedEvents ?? 1_000;
+    this.onSweep = options.onSweep ?? (() => {});
+    this.onError = options.onError ?? (() => {});
   }
 
   /**
@@ -85,9 +106,13 @@ export class BatchCoordinator {
     );
   }
 
-  /** True when the session existed. */
+  /** True when the session existed; subscribers hear it ENDED. */
   endStreamSession(id: string): Promise<boolean> {
-    return this.exclusive(id, () => this.store.endStreamSession(id));
+    return this.exclusive(id, async () => {
+      const ended = await this.store.endStreamSession(id);
+      if (ended) this.publishEnded(id, StreamSessionEndReason.ENDED);
+      return ended;
+    });
   }
 
   /** NotFoundError for an unknown stream session. */
@@ -137,26 +162,17 @@ export class BatchCoordinator {
    * so nothing is missed and nothing is repeated.
    *
    * The iterator ends with SlowSubscriberError when its reader leaves more
-   * than `maxQueuedEvents` events unread.
+   * than `maxQueuedEvents` events unread, and returns when the coordinator
+   * closes.
    */
   batchNeeded(streamSessionId?: string | null): AsyncIterableIterator<BatchNeededEvent> {
-    const limit = this.maxQueuedEvents;
-    // The buffer is the subscriber's queue: it fills only while the reader lags.
-    const queue = new FixedBuffer(limit);
-    return new Repeater<BatchNeededEvent>(async (push, stop) => {
-      const deliver = (event: BatchNeededEvent) => {
-        if (queue.full) stop(new SlowSubscriberError(limit));
-        else void push(event);
-      };
-      let held: BatchNeededEvent[] | null = [];
-      const unsubscribe = this.events.subscribe((message) => {
-        if (message.type !== 'batchNeeded') return;
-        const event = message.event;
-        if (streamSessionId != null && event.streamSession.id !== streamSessionId) return;
-        if (held === null) deliver(event);
-        else held.push(event);
-      });
-      try {
+    return this.subscribe<BatchNeededEvent>(
+      (message) =>
+        message.type === 'batchNeeded' &&
+        (streamSessionId == null || message.event.streamSession.id === streamSessionId)
+          ? message.event
+          : undefined,
+      async (deliver, held) => {
         const pending = await this.store.pendingNeeds(streamSessionId ?? undefined);
         const replayed = new Map<string, number>();
         for (const event of pending) {
@@ -166,13 +182,159 @@ export class BatchCoordinator {
         for (const event of held) {
           if (event.sequence > (replayed.get(event.streamSession.id) ?? 0)) deliver(event);
         }
+      },
+    );
+  }
+
+  /** Each stream session (or the one named) that ends from now on, and why. */
+  streamSessionEnded(
+    streamSessionId?: string | null,
+  ): AsyncIterableIterator<StreamSessionEndedEvent> {
+    return this.subscribe<StreamSessionEndedEvent>(
+      (message) =>
+        message.type === 'streamSessionEnded' &&
+        (streamSessionId == null || message.event.id === streamSessionId)
+          ? message.event
+          : undefined,
+      async (deliver, held) => {
+        for (const event of held) deliver(event);
+      },
+    );
+  }
+
+  /**
+   * Acts on every deadline that has passed: silent clients leave (as by
+   * removeClient), batches claimed too long ago are announced STALLED, and
+   * sessions empty for too long end (IDLE). Its cost follows what is due,
+   * not what exists. Concurrent calls share one sweep.
+   */
+  sweep(): Promise<SweepReport> {
+    this.sweeping ??= this.runSweep().finally(() => {
+      this.sweeping = null;
+    });
+    return this.sweeping;
+  }
+
+  /** Sweeps every `intervalMs` until close(); one timer for everything. */
+  startSweeper(intervalMs: number): void {
+    if (this.sweeper !== null || this.closed) return;
+    this.sweeper = setInterval(() => {
+      this.sweep().then(
+        (report) => {
+          if (report.clientsExpired + report.batchesStalled + report.sessionsEnded > 0) {
+            this.onSweep(report);
+          }
+        },
+        (error) => this.onError(error),
+      );
+    }, intervalMs);
+    // The sweeper alone must not keep a process alive.
+    this.sweeper.unref();
+  }
+
+  /**
+   * Stops the sweeper, waits for changes in flight, and completes every
+   * open subscription (their clients see a normal completion).
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
+    await this.sweeping;
+    await Promise.all([...this.locks.values()].map(({ mutex }) => mutex.waitForUnlock()));
+    for (const end of [...this.subscriptions]) end();
+  }
+
+  /** Open subscriptions (for tests and metrics). */
+  get subscriptionCount(): number {
+    return this.subscriptions.size;
+  }
+
+  /** Stream sessions with work in flight (for tests: it returns to 0 when idle). */
+  get lockCount(): number {
+    return this.locks.size;
+  }
+
+  private async runSweep(): Promise<SweepReport> {
+    const report = { clientsExpired: 0, batchesStalled: 0, sessionsEnded: 0 };
+    const due = await this.store.dueWork(this.clock.now(), SWEEP_BATCH);
+    for (const work of due) await this.act(work, report);
+    return report;
+  }
+
+  private async act(work: DueWork, report: { -readonly [K in keyof SweepReport]: number }) {
+    const id = work.streamSessionId;
+    switch (work.kind) {
+      case 'clientExpired':
+        if (
+          await this.change(id, () => this.store.expireClient(id, work.sessionId, this.clock.now()))
+        ) {
+          report.clientsExpired++;
+        }
+        return;
+      case 'batchStalled':
+        if (
+          await this.change(id, () => this.store.stallBatch(id, work.batchNumber, this.clock.now()))
+        ) {
+          report.batchesStalled++;
+        }
+        return;
+      case 'sessionIdle': {
+        const ended = await this.exclusive(id, async () => {
+          const done = await this.store.endIdleSession(id, this.clock.now());
+          if (done) this.publishEnded(id, StreamSessionEndReason.IDLE);
+          return done;
+        });
+        if (ended) report.sessionsEnded++;
+        return;
+      }
+    }
+  }
+
+  /**
+   * A subscription over the event bus: `select` picks and shapes the events
+   * it wants; `start` runs once listening has begun, with the events that
+   * arrived meanwhile, and delivers whatever comes first.
+   */
+  private subscribe<T>(
+    select: (message: CoordinatorEvent) => T | undefined,
+    start: (deliver: (event: T) => void, held: readonly T[]) => Promise<void>,
+  ): AsyncIterableIterator<T> {
+    const limit = this.maxQueuedEvents;
+    // The buffer is the subscriber's queue: it fills only while the reader lags.
+    const queue = new FixedBuffer(limit);
+    return new Repeater<T>(async (push, stop) => {
+      if (this.closed) return stop();
+      const deliver = (event: T) => {
+        if (queue.full) stop(new SlowSubscriberError(limit));
+        else void push(event);
+      };
+      let held: T[] | null = [];
+      const unsubscribe = this.events.subscribe((message) => {
+        const event = select(message);
+        if (event === undefined) return;
+        if (held === null) deliver(event);
+        else held.push(event);
+      });
+      const end = () => stop();
+      this.subscriptions.add(end);
+      try {
+        await start(deliver, held);
         held = null;
       } catch (error) {
         stop(error);
       }
       await stop;
       unsubscribe();
+      this.subscriptions.delete(end);
     }, queue);
+  }
+
+  private publishEnded(id: string, reason: StreamSessionEndReason): void {
+    this.events.publish({
+      type: 'streamSessionEnded',
+      event: { id, reason, endedAt: this.clock.now() },
+    });
   }
 
   /** Runs a change under the session's mutex and publishes what it announced. */
@@ -196,10 +358,5 @@ export class BatchCoordinator {
     } finally {
       if (--lock.users === 0) this.locks.delete(streamSessionId);
     }
-  }
-
-  /** Stream sessions with work in flight (for tests: it returns to 0 when idle). */
-  get lockCount(): number {
-    return this.locks.size;
   }
 }

@@ -3,7 +3,7 @@
  * the GraphQL layer turns them into errors with `extensions.code` in one place.
  * Any other error is unexpected and stays masked.
  */
-export type DomainErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT';
+export type DomainErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'RATE_LIMITED';
 
 export class DomainError extends Error {
   constructor(
@@ -30,6 +30,19 @@ export class ConflictError extends DomainError {
 export class InvalidInputError extends DomainError {
   constructor(message: string) {
     super('BAD_USER_INPUT', message);
+  }
+}
+
+/**
+ * Ends a subscription whose reader fell too far behind: the server limits
+ * what it holds for one reader, hence RATE_LIMITED.
+ */
+export class SlowSubscriberError extends DomainError {
+  constructor(limit: number) {
+    super(
+      'RATE_LIMITED',
+      `Subscription closed: its reader left more than ${limit} events unread. Read faster or resubscribe.`,
+    );
   }
 }
 

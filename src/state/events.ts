@@ -1,7 +1,9 @@
-import type { BatchNeededEvent } from './model.js';
+import type { BatchNeededEvent, StreamSessionEndedEvent } from './model.js';
 
 /** Everything the coordinator announces to subscribers. */
-export type CoordinatorEvent = { readonly type: 'batchNeeded'; readonly event: BatchNeededEvent };
+export type CoordinatorEvent =
+  | { readonly type: 'batchNeeded'; readonly event: BatchNeededEvent }
+  | { readonly type: 'streamSessionEnded'; readonly event: StreamSessionEndedEvent };
 
 export type Unsubscribe = () => void;
 

@@ -9,16 +9,80 @@ import type {
   StreamSessionView,
   UpdateClientPositionInput,
 } from './model.js';
-import type { Change, StreamSessionStore } from './store.js';
-import { StreamSession } from './stream-session.js';
+import type { Change, DueWork, StreamSessionStore, Timeouts } from './store.js';
+import {
+  type ClientSlot,
+  StreamSession,
+  type StreamSessionState,
+  toPosition,
+} from './stream-session.js';
+
+/** The whole of a memory store as plain data: what a snapshot file holds. */
+export interface MemoryStoreSnapshot {
+  readonly version: 1;
+  readonly savedAt: Instant;
+  /** Oldest first. */
+  readonly sessions: readonly StreamSessionState[];
+}
 
 /**
- * The embedded store: every stream session in this process's memory.
- * Its methods run synchronously to completion, so each change is atomic.
+ * The embedded store: every stream session in this process's memory. Its
+ * methods run synchronously to completion, so each change is atomic.
+ *
+ * Deadlines cost nothing until they pass: clients, claims and empty
+ * sessions each sit in an insertion-ordered index that a change moves to
+ * the back, so the front holds the oldest, and a sweep reads only the front
+ * entries that are due (the timeouts are the same for all, so insertion
+ * order is deadline order).
  */
 export class MemoryStore implements StreamSessionStore {
   // A Map iterates in insertion order: oldest first, as the contract lists them.
   private readonly sessions = new Map<string, StreamSession>();
+  /** Every client, least recently updated first. */
+  private readonly clientsByAge = new Set<ClientSlot>();
+  /** Sessions with a batch being generated, and when it stalls. */
+  private readonly claimDeadlines = new Map<StreamSession, Instant>();
+  /** Sessions without clients, and since when. */
+  private readonly idleSince = new Map<StreamSession, Instant>();
+
+  constructor(private readonly timeouts: Timeouts) {}
+
+  /** Replaces everything with what a snapshot saved (before serving). */
+  load(snapshot: MemoryStoreSnapshot): void {
+    this.sessions.clear();
+    this.clientsByAge.clear();
+    this.claimDeadlines.clear();
+    this.idleSince.clear();
+    const slots: ClientSlot[] = [];
+    const claims: Array<[StreamSession, Instant]> = [];
+    for (const state of snapshot.sessions) {
+      const session = StreamSession.restore(state);
+      this.sessions.set(session.id, session);
+      slots.push(...session.clientSlots());
+      const batch = session.currentBatch;
+      if (batch !== null && !batch.isComplete) {
+        const deadline = batch.generationStarted + this.timeouts.batchTimeout * (state.stalls + 1);
+        claims.push([session, deadline]);
+      }
+      if (session.clientCount === 0) this.idleSince.set(session, session.updatedAt);
+    }
+    // The indexes must be in deadline order, as if built change by change.
+    for (const slot of slots.sort((a, b) => a.lastUpdated - b.lastUpdated)) {
+      this.clientsByAge.add(slot);
+    }
+    for (const [session, deadline] of claims.sort((a, b) => a[1] - b[1])) {
+      this.claimDeadlines.set(session, deadline);
+    }
+  }
+
+  /** Everything, as plain data. */
+  snapshot(now: Instant): MemoryStoreSnapshot {
+    return {
+      version: 1,
+      savedAt: now,
+      sessions: [...this.sessions.values()].map((s) => s.state()),
+    };
+  }
 
   async createStreamSession(
     settings: StreamSessionSettings,
@@ -29,11 +93,18 @@ export class MemoryStore implements StreamSessionStore {
     }
     const session = new StreamSession(settings, now);
     this.sessions.set(settings.id, session);
+    this.idleSince.set(session, now);
     return { result: session.view(), announcement: announcement(session) };
   }
 
   async endStreamSession(id: string): Promise<boolean> {
-    return this.sessions.delete(id);
+    const session = this.sessions.get(id);
+    if (session === undefined) return false;
+    this.sessions.delete(id);
+    for (const slot of session.clientSlots()) this.clientsByAge.delete(slot);
+    this.claimDeadlines.delete(session);
+    this.idleSince.delete(session);
+    return true;
   }
 
   async updateClientPosition(
@@ -41,13 +112,17 @@ export class MemoryStore implements StreamSessionStore {
     now: Instant,
   ): Promise<Change<ClientPosition>> {
     const session = this.require(input.streamSessionId);
-    const result = session.updateClientPosition(
+    const slot = session.updateClientPosition(
       input.sessionId,
       input.segmentNumber,
       input.quality,
       now,
     );
-    return { result, announcement: announcement(session) };
+    // To the back of the expiry order: it is now the most recently heard.
+    this.clientsByAge.delete(slot);
+    this.clientsByAge.add(slot);
+    if (session.clientCount === 1) this.idleSince.delete(session);
+    return { result: toPosition(slot), announcement: announcement(session) };
   }
 
   async removeClient(
@@ -56,13 +131,18 @@ export class MemoryStore implements StreamSessionStore {
     now: Instant,
   ): Promise<Change<boolean>> {
     const session = this.require(streamSessionId);
-    const result = session.removeClient(sessionId, now);
-    return { result, announcement: result ? announcement(session) : null };
+    const slot = session.removeClient(sessionId, now);
+    if (slot === undefined) return { result: false, announcement: null };
+    this.clientsByAge.delete(slot);
+    if (session.clientCount === 0) this.idleSince.set(session, now);
+    return { result: true, announcement: announcement(session) };
   }
 
   async setCurrentBatch(input: SetCurrentBatchInput, now: Instant): Promise<Change<BatchState>> {
     const session = this.require(input.streamSessionId);
     const result = session.setCurrentBatch(input, now);
+    this.claimDeadlines.delete(session);
+    this.claimDeadlines.set(session, now + this.timeouts.batchTimeout);
     return { result, announcement: announcement(session) };
   }
 
@@ -73,6 +153,7 @@ export class MemoryStore implements StreamSessionStore {
   ): Promise<Change<BatchState>> {
     const session = this.require(streamSessionId);
     const result = session.completeBatch(batchNumber, now);
+    this.claimDeadlines.delete(session);
     return { result, announcement: announcement(session) };
   }
 
@@ -108,17 +189,84 @@ export class MemoryStore implements StreamSessionStore {
     return needs;
   }
 
+  async dueWork(now: Instant, limit: number): Promise<DueWork[]> {
+    const due: DueWork[] = [];
+    const { clientTimeout, idleTimeout } = this.timeouts;
+    for (const [session, deadline] of this.claimDeadlines) {
+      if (due.length >= limit || deadline > now) break;
+      const batchNumber = session.currentBatch?.batchNumber ?? 0;
+      due.push({ kind: 'batchStalled', streamSessionId: session.id, batchNumber });
+    }
+    for (const slot of this.clientsByAge) {
+      if (due.length >= limit || slot.lastUpdated + clientTimeout > now) break;
+      due.push({
+        kind: 'clientExpired',
+        streamSessionId: slot.streamSession.id,
+        sessionId: slot.sessionId,
+      });
+    }
+    for (const [session, since] of this.idleSince) {
+      if (due.length >= limit || since + idleTimeout > now) break;
+      due.push({ kind: 'sessionIdle', streamSessionId: session.id });
+    }
+    return due;
+  }
+
+  async expireClient(
+    streamSessionId: string,
+    sessionId: string,
+    now: Instant,
+  ): Promise<Change<boolean>> {
+    const slot = this.sessions.get(streamSessionId)?.getClient(sessionId);
+    if (slot === undefined || slot.lastUpdated + this.timeouts.clientTimeout > now) {
+      return { result: false, announcement: null };
+    }
+    return this.removeClient(streamSessionId, sessionId, now);
+  }
+
+  async stallBatch(
+    streamSessionId: string,
+    batchNumber: number,
+    now: Instant,
+  ): Promise<Change<boolean>> {
+    const session = this.sessions.get(streamSessionId);
+    const deadline = session && this.claimDeadlines.get(session);
+    if (
+      session === undefined ||
+      deadline === undefined ||
+      deadline > now ||
+      session.currentBatch?.batchNumber !== batchNumber ||
+      !session.markStalled(now)
+    ) {
+      return { result: false, announcement: null };
+    }
+    // Stalled again if nobody re-claims it within another timeout.
+    this.claimDeadlines.delete(session);
+    this.claimDeadlines.set(session, now + this.timeouts.batchTimeout);
+    return { result: true, announcement: announcement(session) };
+  }
+
+  async endIdleSession(streamSessionId: string, now: Instant): Promise<boolean> {
+    const session = this.sessions.get(streamSessionId);
+    const since = session && this.idleSince.get(session);
+    if (since === undefined || since + this.timeouts.idleTimeout > now) return false;
+    return this.endStreamSession(streamSessionId);
+  }
+
   async isReady(): Promise<boolean> {
     return true;
   }
 
-  async close(): Promise<void> {
-    this.sessions.clear();
-  }
+  async close(): Promise<void> {}
 
   /** How many sessions it holds (for tests and metrics). */
   get size(): number {
     return this.sessions.size;
+  }
+
+  /** How many clients it holds across all sessions. */
+  get clientCount(): number {
+    return this.clientsByAge.size;
   }
 
   private require(id: string): StreamSession {

@@ -20,6 +20,16 @@ export const BatchNeededReason = {
 } as const;
 export type BatchNeededReason = (typeof BatchNeededReason)[keyof typeof BatchNeededReason];
 
+/** Why a stream session ended. */
+export const StreamSessionEndReason = {
+  /** endStreamSession was called. */
+  ENDED: 'ENDED',
+  /** It had no clients for the idle timeout. */
+  IDLE: 'IDLE',
+} as const;
+export type StreamSessionEndReason =
+  (typeof StreamSessionEndReason)[keyof typeof StreamSessionEndReason];
+
 /** Milliseconds since the epoch: cheaper to keep per client than a Date. */
 export type Instant = number;
 
@@ -95,6 +105,13 @@ export interface BatchNeededEvent extends BatchNeed {
    * that merges a snapshot with live events can drop the ones it already has.
    */
   readonly sequence: number;
+}
+
+/** A stream session has ended: its segments may go. */
+export interface StreamSessionEndedEvent {
+  readonly id: string;
+  readonly reason: StreamSessionEndReason;
+  readonly endedAt: Instant;
 }
 
 export interface CreateStreamSessionInput {

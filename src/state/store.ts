@@ -19,6 +19,26 @@ export interface Change<T> {
   readonly announcement: BatchNeededEvent | null;
 }
 
+/** How long things may wait before the sweeper acts, in milliseconds. */
+export interface Timeouts {
+  /** A claimed batch not completed within this is STALLED. */
+  readonly batchTimeout: number;
+  /** A client that has not reported within this leaves its session. */
+  readonly clientTimeout: number;
+  /** A session without clients for this long ends. */
+  readonly idleTimeout: number;
+}
+
+/** One thing whose deadline has passed, for the sweeper to act on. */
+export type DueWork =
+  | { readonly kind: 'clientExpired'; readonly streamSessionId: string; readonly sessionId: string }
+  | {
+      readonly kind: 'batchStalled';
+      readonly streamSessionId: string;
+      readonly batchNumber: number;
+    }
+  | { readonly kind: 'sessionIdle'; readonly streamSessionId: string };
+
 /**
  * Where stream sessions live. Every method is async so that a store on
  * another machine (Redis) fits behind it; each change is atomic on its own.
@@ -53,6 +73,21 @@ export interface StreamSessionStore {
   listStreamSessions(limit: number, offset: number): Promise<StreamSessionView[]>;
   /** The need every session (or the one named) has now, with its latest sequence. */
   pendingNeeds(streamSessionId?: string): Promise<BatchNeededEvent[]>;
+  /**
+   * What is due at `now` (at most `limit` items), oldest first. Costs
+   * O(what is due), never O(what exists). Items stay due until acted on.
+   */
+  dueWork(now: Instant, limit: number): Promise<DueWork[]>;
+  /** Removes the client if it is still silent past the client timeout. */
+  expireClient(streamSessionId: string, sessionId: string, now: Instant): Promise<Change<boolean>>;
+  /**
+   * Declares the batch stalled if it is still the current, incomplete batch
+   * past its deadline, announces STALLED and sets the next deadline.
+   */
+  stallBatch(streamSessionId: string, batchNumber: number, now: Instant): Promise<Change<boolean>>;
+  /** Ends the session if it is still without clients past the idle timeout. */
+  endIdleSession(streamSessionId: string, now: Instant): Promise<boolean>;
+
   /** True while the store answers. */
   isReady(): Promise<boolean>;
   close(): Promise<void>;

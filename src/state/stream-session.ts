@@ -2,6 +2,7 @@ import { batchNeedKey, decideBatchNeed, shouldGenerateNextBatch } from './batch-
 import { ConflictError } from './errors.js';
 import {
   type BatchNeed,
+  BatchNeededReason,
   type BatchState,
   type ClientPosition,
   type Instant,
@@ -14,6 +15,32 @@ import {
 import { SegmentTally } from './segment-tally.js';
 
 /**
+ * One client's place, kept as one mutable record per client so that a
+ * heartbeat allocates nothing. Stores may index clients by it (the memory
+ * store keeps them in expiry order); `view()` copies them.
+ */
+export interface ClientSlot {
+  readonly sessionId: string;
+  segmentNumber: number;
+  quality: Quality;
+  lastUpdated: Instant;
+  readonly streamSession: StreamSession;
+}
+
+/** What a StreamSession holds, as plain data (snapshots, other stores). */
+export interface StreamSessionState {
+  readonly settings: StreamSessionSettings;
+  readonly createdAt: Instant;
+  readonly updatedAt: Instant;
+  readonly currentBatch: BatchState | null;
+  /** How many times the current batch has stalled since it was claimed. */
+  readonly stalls: number;
+  readonly announcedKey: string | null;
+  readonly announcements: number;
+  readonly clients: readonly ClientPosition[];
+}
+
+/**
  * One playback of one video, shared by every client watching it: its current
  * batch, every client's position and what follows from them.
  *
@@ -23,7 +50,8 @@ import { SegmentTally } from './segment-tally.js';
  */
 export class StreamSession {
   private batch: BatchState | null = null;
-  private readonly clients = new Map<string, ClientPosition>();
+  private stallCount = 0;
+  private readonly clients = new Map<string, ClientSlot>();
   private readonly segments = new SegmentTally();
   private readonly qualityCounts = new Map<Quality, number>();
   private announcedKey: string | null = null;
@@ -37,6 +65,25 @@ export class StreamSession {
     this.lastChange = createdAt;
   }
 
+  /** Rebuilds a session from its plain state (a snapshot). */
+  static restore(state: StreamSessionState): StreamSession {
+    const session = new StreamSession(state.settings, state.createdAt);
+    for (const client of state.clients) {
+      session.updateClientPosition(
+        client.sessionId,
+        client.segmentNumber,
+        client.quality,
+        client.lastUpdated,
+      );
+    }
+    session.batch = state.currentBatch;
+    session.stallCount = state.stalls;
+    session.announcedKey = state.announcedKey;
+    session.announcements = state.announcements;
+    session.lastChange = state.updatedAt;
+    return session;
+  }
+
   get id(): string {
     return this.settings.id;
   }
@@ -47,6 +94,11 @@ export class StreamSession {
 
   get currentBatch(): BatchState | null {
     return this.batch;
+  }
+
+  /** True when the current batch was claimed and not completed within the batch timeout. */
+  get isStalled(): boolean {
+    return this.stallCount > 0;
   }
 
   /** The highest segment among the clients now; null when there are none. */
@@ -68,8 +120,13 @@ export class StreamSession {
     return this.announcements;
   }
 
-  getClient(sessionId: string): ClientPosition | undefined {
+  getClient(sessionId: string): ClientSlot | undefined {
     return this.clients.get(sessionId);
+  }
+
+  /** Every client's record, in no particular order. */
+  clientSlots(): IterableIterator<ClientSlot> {
+    return this.clients.values();
   }
 
   /** The distinct renditions the clients play now, best first. */
@@ -81,46 +138,49 @@ export class StreamSession {
     return shouldGenerateNextBatch(this.batch, this.furthestSegment, this.settings.threshold);
   }
 
-  /** Creates or moves a client's position. */
+  /** Creates or moves a client's position; returns its (live) record. */
   updateClientPosition(
     sessionId: string,
     segmentNumber: number,
     quality: Quality,
     now: Instant,
-  ): ClientPosition {
-    const previous = this.clients.get(sessionId);
-    // Positions are immutable records so a view taken earlier never changes.
-    const position: ClientPosition = { sessionId, segmentNumber, quality, lastUpdated: now };
-    this.clients.set(sessionId, position);
-    if (previous === undefined) {
+  ): ClientSlot {
+    let slot = this.clients.get(sessionId);
+    if (slot === undefined) {
+      slot = { sessionId, segmentNumber, quality, lastUpdated: now, streamSession: this };
+      this.clients.set(sessionId, slot);
       this.segments.add(segmentNumber);
       this.countQuality(quality, 1);
     } else {
-      this.segments.move(previous.segmentNumber, segmentNumber);
-      if (previous.quality !== quality) {
-        this.countQuality(previous.quality, -1);
+      this.segments.move(slot.segmentNumber, segmentNumber);
+      if (slot.quality !== quality) {
+        this.countQuality(slot.quality, -1);
         this.countQuality(quality, 1);
       }
+      slot.segmentNumber = segmentNumber;
+      slot.quality = quality;
+      slot.lastUpdated = now;
     }
     this.lastChange = now;
-    return position;
+    return slot;
   }
 
-  /** True when the client was in the session. */
-  removeClient(sessionId: string, now: Instant): boolean {
-    const previous = this.clients.get(sessionId);
-    if (previous === undefined) return false;
+  /** Removes a client; returns its record, or undefined when it was not there. */
+  removeClient(sessionId: string, now: Instant): ClientSlot | undefined {
+    const slot = this.clients.get(sessionId);
+    if (slot === undefined) return undefined;
     this.clients.delete(sessionId);
-    this.segments.remove(previous.segmentNumber);
-    this.countQuality(previous.quality, -1);
+    this.segments.remove(slot.segmentNumber);
+    this.countQuality(slot.quality, -1);
     this.lastChange = now;
-    return true;
+    return slot;
   }
 
   /**
    * Claims and starts a batch. The number must be the next one: 0 without a
-   * batch, current + 1 after a complete one. Anything else is a conflict,
-   * which is how the second of two racing encoders learns it lost.
+   * batch, current + 1 after a complete one, the current one again after it
+   * stalled. Anything else is a conflict, which is how the second of two
+   * racing encoders learns it lost.
    */
   setCurrentBatch(input: Omit<SetCurrentBatchInput, 'streamSessionId'>, now: Instant): BatchState {
     const expected = this.nextBatchNumber();
@@ -145,6 +205,7 @@ export class StreamSession {
       generationEnded: null,
       isComplete: false,
     };
+    this.stallCount = 0;
     this.lastChange = now;
     return this.batch;
   }
@@ -152,10 +213,14 @@ export class StreamSession {
   /** The batch number a claim must carry now, or null while one is generating. */
   nextBatchNumber(): number | null {
     if (this.batch === null) return 0;
-    return this.batch.isComplete ? this.batch.batchNumber + 1 : null;
+    if (this.batch.isComplete) return this.batch.batchNumber + 1;
+    return this.isStalled ? this.batch.batchNumber : null;
   }
 
-  /** Marks the current batch complete. Completing it again returns it unchanged. */
+  /**
+   * Marks the current batch complete. Completing it again returns it
+   * unchanged; so does a late completion by an encoder whose claim stalled.
+   */
   completeBatch(batchNumber: number, now: Instant): BatchState {
     const batch = this.batch;
     if (batch === null) {
@@ -170,8 +235,20 @@ export class StreamSession {
     }
     if (batch.isComplete) return batch;
     this.batch = { ...batch, generationEnded: now, isComplete: true };
+    this.stallCount = 0;
     this.lastChange = now;
     return this.batch;
+  }
+
+  /**
+   * Declares the current batch stalled (its claim timed out) so that it is
+   * needed again. False when there is no batch being generated.
+   */
+  markStalled(now: Instant): boolean {
+    if (this.batch === null || this.batch.isComplete) return false;
+    this.stallCount++;
+    this.lastChange = now;
+    return true;
   }
 
   /** The batch the session needs now, whether announced or not. */
@@ -181,6 +258,7 @@ export class StreamSession {
       currentBatch: this.batch,
       furthestSegment: this.furthestSegment,
       qualities: this.qualities(),
+      stalled: this.isStalled,
     });
   }
 
@@ -189,11 +267,15 @@ export class StreamSession {
    * none or it was already announced. Call after every change.
    */
   announceNeed(): { need: BatchNeed; sequence: number } | null {
-    // Only a complete batch (or none) can make a need: skip the work otherwise.
-    if (this.batch !== null && !this.batch.isComplete) return null;
+    // A batch being generated makes no need unless it stalled: skip the work.
+    if (this.batch !== null && !this.batch.isComplete && !this.isStalled) return null;
     const need = this.batchNeed();
     if (need === null) return null;
-    const key = batchNeedKey(need);
+    // Each stall of the same batch is a need of its own.
+    const key =
+      need.reason === BatchNeededReason.STALLED
+        ? `${batchNeedKey(need)}!${this.stallCount}`
+        : batchNeedKey(need);
     if (key === this.announcedKey) return null;
     this.announcedKey = key;
     this.announcements++;
@@ -202,13 +284,12 @@ export class StreamSession {
 
   /** A consistent copy of the session now, clients ordered by sessionId. */
   view(): StreamSessionView {
-    const clientPositions = [...this.clients.values()].sort((a, b) =>
-      a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0,
-    );
     return {
       ...this.settings,
       currentBatch: this.batch,
-      clientPositions,
+      clientPositions: this.positions().sort((a, b) =>
+        a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0,
+      ),
       furthestSegment: this.furthestSegment,
       slowestSegment: this.slowestSegment,
       shouldGenerateNextBatch: this.shouldGenerateNextBatch(),
@@ -217,9 +298,39 @@ export class StreamSession {
     };
   }
 
+  /** The session as plain data, from which `restore` rebuilds it. */
+  state(): StreamSessionState {
+    return {
+      settings: this.settings,
+      createdAt: this.createdAt,
+      updatedAt: this.lastChange,
+      currentBatch: this.batch,
+      stalls: this.stallCount,
+      announcedKey: this.announcedKey,
+      announcements: this.announcements,
+      clients: this.positions(),
+    };
+  }
+
+  private positions(): ClientPosition[] {
+    const positions: ClientPosition[] = [];
+    for (const slot of this.clients.values()) positions.push(toPosition(slot));
+    return positions;
+  }
+
   private countQuality(quality: Quality, delta: number): void {
     const count = (this.qualityCounts.get(quality) ?? 0) + delta;
     if (count === 0) this.qualityCounts.delete(quality);
     else this.qualityCounts.set(quality, count);
   }
+}
+
+/** An immutable copy of a client's record, as the API shows it. */
+export function toPosition(slot: ClientSlot): ClientPosition {
+  return {
+    sessionId: slot.sessionId,
+    segmentNumber: slot.segmentNumber,
+    quality: slot.quality,
+    lastUpdated: slot.lastUpdated,
+  };
 }
