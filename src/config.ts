@@ -66,28 +66,23 @@ const seconds = (min: number, max: number) =>
 
 const DAY = 86_400;
 
-const envSchema = z
-  .object({
-    PORT: integer(0, 65_535).default(4000),
-    HOST: z.string().trim().min(1).default('127.0.0.1'),
-    SEGMENT_DURATION: integer(1, 3_600).default(6),
-    BATCH_SIZE: integer(1, 100_000).default(20),
-    THRESHOLD: integer(0, 100_000).default(5),
-    STORE: z.enum(['memory']).default('memory'),
-    MAX_QUEUED_EVENTS: integer(1, 100_000).default(1_000),
-    BATCH_TIMEOUT: seconds(0.01, DAY).default(120_000),
-    CLIENT_TIMEOUT: seconds(0.01, DAY).default(30_000),
-    SESSION_IDLE_TIMEOUT: seconds(0.01, 30 * DAY).default(300_000),
-    SNAPSHOT_PATH: z.string().trim().min(1).optional(),
-    WS_PING_INTERVAL: seconds(0.01, 3_600).default(12_000),
-    WS_CONNECTION_INIT_TIMEOUT: seconds(0.01, 600).default(3_000),
-    WS_MAX_BUFFERED_BYTES: integer(1_024, 1_073_741_824).default(4_194_304),
-    SHUTDOWN_TIMEOUT: seconds(0.01, 60).default(8_000),
-  })
-  .refine((env) => env.THRESHOLD <= env.BATCH_SIZE, {
-    path: ['THRESHOLD'],
-    message: 'must not exceed BATCH_SIZE',
-  });
+const envSchema = z.object({
+  PORT: integer(0, 65_535).default(4000),
+  HOST: z.string().trim().min(1).default('127.0.0.1'),
+  SEGMENT_DURATION: integer(1, 3_600).default(6),
+  BATCH_SIZE: integer(1, 100_000).default(20),
+  THRESHOLD: integer(0, 100_000).default(5),
+  STORE: z.enum(['memory']).default('memory'),
+  MAX_QUEUED_EVENTS: integer(1, 100_000).default(1_000),
+  BATCH_TIMEOUT: seconds(0.01, DAY).default(120_000),
+  CLIENT_TIMEOUT: seconds(0.01, DAY).default(30_000),
+  SESSION_IDLE_TIMEOUT: seconds(0.01, 30 * DAY).default(300_000),
+  SNAPSHOT_PATH: z.string().trim().min(1).optional(),
+  WS_PING_INTERVAL: seconds(0.01, 3_600).default(12_000),
+  WS_CONNECTION_INIT_TIMEOUT: seconds(0.01, 600).default(3_000),
+  WS_MAX_BUFFERED_BYTES: integer(1_024, 1_073_741_824).default(4_194_304),
+  SHUTDOWN_TIMEOUT: seconds(0.01, 60).default(8_000),
+});
 
 /** Reads the settings from `env` (process.env by default); ConfigError when one is bad. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -106,6 +101,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   const e = parsed.data;
+  // Checked once both are valid numbers, so a bad BATCH_SIZE is reported alone.
+  if (e.THRESHOLD > e.BATCH_SIZE) {
+    throw new ConfigError([
+      `THRESHOLD='${e.THRESHOLD}': must not exceed BATCH_SIZE (${e.BATCH_SIZE})`,
+    ]);
+  }
   return {
     port: e.PORT,
     host: e.HOST,

@@ -27,8 +27,7 @@ export function shouldGenerateNextBatch(
   threshold: number,
 ): boolean {
   return (
-    currentBatch !== null &&
-    currentBatch.isComplete &&
+    currentBatch?.isComplete === true &&
     furthestSegment !== null &&
     currentBatch.endSegment - furthestSegment <= threshold
   );
@@ -79,12 +78,34 @@ export function decideBatchNeed(input: BatchNeedInput): BatchNeed | null {
   });
 }
 
+/** What was last announced for a session: enough to tell whether a need is new. */
+export interface AnnouncedNeed {
+  readonly reason: BatchNeededReason;
+  readonly batchNumber: number;
+  readonly startSegment: number;
+  readonly endSegment: number;
+  /** For STALLED: which stall of the batch it announced. */
+  readonly stalls: number;
+}
+
 /**
- * Two needs with one key are one need: it is announced once. A need whose
- * batch or start changes (the next batch, a seek) is a new one.
+ * Whether `need` is a new need, to be announced, after `previous`. A need is
+ * announced once: further position updates that leave it the same batch, starting
+ * within the range already announced, are the same need (a viewer moving
+ * past the end but inside the announced batch is served by it). A need for
+ * another batch, or one whose start a seek moved outside the announced
+ * range, is new; so is each further stall of a batch.
  */
-export function batchNeedKey(need: Pick<BatchNeed, 'batchNumber' | 'startSegment'>): string {
-  return `${need.batchNumber}@${need.startSegment}`;
+export function isNewNeed(
+  previous: AnnouncedNeed | null,
+  need: BatchNeed,
+  stalls: number,
+): boolean {
+  if (previous === null || previous.batchNumber !== need.batchNumber) return true;
+  if (need.reason === BatchNeededReason.STALLED || previous.reason === BatchNeededReason.STALLED) {
+    return need.reason !== previous.reason || stalls !== previous.stalls;
+  }
+  return need.startSegment < previous.startSegment || need.startSegment > previous.endSegment;
 }
 
 function need(

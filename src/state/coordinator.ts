@@ -166,22 +166,25 @@ export class BatchCoordinator {
    * closes.
    */
   batchNeeded(streamSessionId?: string | null): AsyncIterableIterator<BatchNeededEvent> {
+    // The latest sequence replayed per session: a live event at or below it is a repeat.
+    const replayed = new Map<string, number>();
     return this.subscribe<BatchNeededEvent>(
       (message) =>
         message.type === 'batchNeeded' &&
         (streamSessionId == null || message.event.streamSession.id === streamSessionId)
           ? message.event
           : undefined,
-      async (deliver, held) => {
+      async (replay) => {
         const pending = await this.store.pendingNeeds(streamSessionId ?? undefined);
-        const replayed = new Map<string, number>();
-        for (const event of pending) {
-          replayed.set(event.streamSession.id, event.sequence);
-          deliver(event);
-        }
-        for (const event of held) {
-          if (event.sequence > (replayed.get(event.streamSession.id) ?? 0)) deliver(event);
-        }
+        for (const event of pending) replayed.set(event.streamSession.id, event.sequence);
+        for (const event of pending) await replay(event);
+      },
+      (event) => {
+        const seen = replayed.get(event.streamSession.id);
+        if (seen === undefined) return true;
+        if (event.sequence <= seen) return false;
+        replayed.delete(event.streamSession.id);
+        return true;
       },
     );
   }
@@ -190,15 +193,11 @@ export class BatchCoordinator {
   streamSessionEnded(
     streamSessionId?: string | null,
   ): AsyncIterableIterator<StreamSessionEndedEvent> {
-    return this.subscribe<StreamSessionEndedEvent>(
-      (message) =>
-        message.type === 'streamSessionEnded' &&
-        (streamSessionId == null || message.event.id === streamSessionId)
-          ? message.event
-          : undefined,
-      async (deliver, held) => {
-        for (const event of held) deliver(event);
-      },
+    return this.subscribe<StreamSessionEndedEvent>((message) =>
+      message.type === 'streamSessionEnded' &&
+      (streamSessionId == null || message.event.id === streamSessionId)
+        ? message.event
+        : undefined,
     );
   }
 
@@ -292,21 +291,25 @@ export class BatchCoordinator {
   }
 
   /**
-   * A subscription over the event bus: `select` picks and shapes the events
-   * it wants; `start` runs once listening has begun, with the events that
-   * arrived meanwhile, and delivers whatever comes first.
+   * A subscription over the event bus. `select` picks and shapes the events
+   * it wants. `replayFirst` runs once listening has begun and replays what a
+   * new subscriber must see first, at the reader's pace; live events that
+   * arrive meanwhile are held, then delivered if `isFresh` keeps them.
    */
   private subscribe<T>(
     select: (message: CoordinatorEvent) => T | undefined,
-    start: (deliver: (event: T) => void, held: readonly T[]) => Promise<void>,
+    replayFirst: (replay: (event: T) => Promise<unknown>) => Promise<void> = async () => {},
+    isFresh: (event: T) => boolean = () => true,
   ): AsyncIterableIterator<T> {
     const limit = this.maxQueuedEvents;
     // The buffer is the subscriber's queue: it fills only while the reader lags.
     const queue = new FixedBuffer(limit);
     return new Repeater<T>(async (push, stop) => {
       if (this.closed) return stop();
+      const tooSlow = () => stop(new SlowSubscriberError(limit));
       const deliver = (event: T) => {
-        if (queue.full) stop(new SlowSubscriberError(limit));
+        if (!isFresh(event)) return;
+        if (queue.full) tooSlow();
         else void push(event);
       };
       let held: T[] | null = [];
@@ -314,12 +317,15 @@ export class BatchCoordinator {
         const event = select(message);
         if (event === undefined) return;
         if (held === null) deliver(event);
+        else if (held.length >= limit) tooSlow();
         else held.push(event);
       });
       const end = () => stop();
       this.subscriptions.add(end);
       try {
-        await start(deliver, held);
+        // Awaiting each push lets a reader take a replay larger than its queue.
+        await replayFirst((event) => push(event));
+        for (const event of held) deliver(event);
         held = null;
       } catch (error) {
         stop(error);

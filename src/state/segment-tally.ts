@@ -51,8 +51,9 @@ export class SegmentTally {
       return true;
     }
     this.counts.delete(value);
-    // Stale heap entries cost memory only; compact once they are the majority.
-    if (this.maxHeap.size > 2 * this.counts.size + 16) {
+    // Stale heap entries cost memory only; compact once they are the majority
+    // in either heap (each drops its own stale tops, so they drift apart).
+    if (Math.max(this.maxHeap.size, this.minHeap.size) > 2 * this.counts.size + 16) {
       const live = [...this.counts.keys()];
       this.maxHeap.reset(live);
       this.minHeap.reset(live);

@@ -45,7 +45,15 @@ const snapshotSchema = z.object({
       updatedAt: instant,
       currentBatch: batchSchema.nullable(),
       stalls: count,
-      announcedKey: z.string().nullable(),
+      announced: z
+        .object({
+          reason: z.enum(['FIRST_BATCH', 'APPROACHING_END', 'SEEK_AHEAD', 'STALLED']),
+          batchNumber: count,
+          startSegment: count,
+          endSegment: count,
+          stalls: count,
+        })
+        .nullable(),
       announcements: count,
       clients: z.array(
         z.object({

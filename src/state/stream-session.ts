@@ -1,8 +1,12 @@
-import { batchNeedKey, decideBatchNeed, shouldGenerateNextBatch } from './batch-need.js';
+import {
+  type AnnouncedNeed,
+  decideBatchNeed,
+  isNewNeed,
+  shouldGenerateNextBatch,
+} from './batch-need.js';
 import { ConflictError } from './errors.js';
 import {
   type BatchNeed,
-  BatchNeededReason,
   type BatchState,
   type ClientPosition,
   type Instant,
@@ -35,7 +39,8 @@ export interface StreamSessionState {
   readonly currentBatch: BatchState | null;
   /** How many times the current batch has stalled since it was claimed. */
   readonly stalls: number;
-  readonly announcedKey: string | null;
+  /** The need last announced, so a restart does not announce it again. */
+  readonly announced: AnnouncedNeed | null;
   readonly announcements: number;
   readonly clients: readonly ClientPosition[];
 }
@@ -54,7 +59,7 @@ export class StreamSession {
   private readonly clients = new Map<string, ClientSlot>();
   private readonly segments = new SegmentTally();
   private readonly qualityCounts = new Map<Quality, number>();
-  private announcedKey: string | null = null;
+  private announced: AnnouncedNeed | null = null;
   private announcements = 0;
   private lastChange: Instant;
 
@@ -78,7 +83,7 @@ export class StreamSession {
     }
     session.batch = state.currentBatch;
     session.stallCount = state.stalls;
-    session.announcedKey = state.announcedKey;
+    session.announced = state.announced;
     session.announcements = state.announcements;
     session.lastChange = state.updatedAt;
     return session;
@@ -270,14 +275,14 @@ export class StreamSession {
     // A batch being generated makes no need unless it stalled: skip the work.
     if (this.batch !== null && !this.batch.isComplete && !this.isStalled) return null;
     const need = this.batchNeed();
-    if (need === null) return null;
-    // Each stall of the same batch is a need of its own.
-    const key =
-      need.reason === BatchNeededReason.STALLED
-        ? `${batchNeedKey(need)}!${this.stallCount}`
-        : batchNeedKey(need);
-    if (key === this.announcedKey) return null;
-    this.announcedKey = key;
+    if (need === null || !isNewNeed(this.announced, need, this.stallCount)) return null;
+    this.announced = {
+      reason: need.reason,
+      batchNumber: need.batchNumber,
+      startSegment: need.startSegment,
+      endSegment: need.endSegment,
+      stalls: this.stallCount,
+    };
     this.announcements++;
     return { need, sequence: this.announcements };
   }
@@ -306,7 +311,7 @@ export class StreamSession {
       updatedAt: this.lastChange,
       currentBatch: this.batch,
       stalls: this.stallCount,
-      announcedKey: this.announcedKey,
+      announced: this.announced,
       announcements: this.announcements,
       clients: this.positions(),
     };
