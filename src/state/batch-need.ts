@@ -84,7 +84,7 @@ export interface AnnouncedNeed {
   readonly batchNumber: number;
   readonly startSegment: number;
   readonly endSegment: number;
-  /** For STALLED: which stall of the batch it announced. */
+  /** For STALLED: which stall it announced (a serial that only grows). */
   readonly stalls: number;
 }
 

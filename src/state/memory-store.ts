@@ -178,7 +178,7 @@ export class MemoryStore implements StreamSessionStore {
         : [this.sessions.get(streamSessionId)].filter((s) => s !== undefined);
     const needs: BatchNeededEvent[] = [];
     for (const session of sessions) {
-      const need = session.batchNeed();
+      const need = session.pendingNeed();
       if (need === null) continue;
       needs.push({
         ...need,

@@ -45,6 +45,7 @@ const snapshotSchema = z.object({
       updatedAt: instant,
       currentBatch: batchSchema.nullable(),
       stalls: count,
+      stallSerial: count,
       announced: z
         .object({
           reason: z.enum(['FIRST_BATCH', 'APPROACHING_END', 'SEEK_AHEAD', 'STALLED']),

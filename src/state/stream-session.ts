@@ -39,6 +39,8 @@ export interface StreamSessionState {
   readonly currentBatch: BatchState | null;
   /** How many times the current batch has stalled since it was claimed. */
   readonly stalls: number;
+  /** How many stalls the session has had in all: tells each stall's need from the last. */
+  readonly stallSerial: number;
   /** The need last announced, so a restart does not announce it again. */
   readonly announced: AnnouncedNeed | null;
   readonly announcements: number;
@@ -56,6 +58,9 @@ export interface StreamSessionState {
 export class StreamSession {
   private batch: BatchState | null = null;
   private stallCount = 0;
+  // Never reset: a re-claimed batch that stalls again is a new need, though
+  // its stalls-since-claim count starts over.
+  private stallSerial = 0;
   private readonly clients = new Map<string, ClientSlot>();
   private readonly segments = new SegmentTally();
   private readonly qualityCounts = new Map<Quality, number>();
@@ -83,6 +88,7 @@ export class StreamSession {
     }
     session.batch = state.currentBatch;
     session.stallCount = state.stalls;
+    session.stallSerial = state.stallSerial;
     session.announced = state.announced;
     session.announcements = state.announcements;
     session.lastChange = state.updatedAt;
@@ -252,6 +258,7 @@ export class StreamSession {
   markStalled(now: Instant): boolean {
     if (this.batch === null || this.batch.isComplete) return false;
     this.stallCount++;
+    this.stallSerial++;
     this.lastChange = now;
     return true;
   }
@@ -268,6 +275,29 @@ export class StreamSession {
   }
 
   /**
+   * The need pending now, as announced: while the need is still the one last
+   * announced, its start, end and reason are the announced ones (a replay
+   * tells a new subscriber what the others were told), with the clients' now.
+   */
+  pendingNeed(): BatchNeed | null {
+    const need = this.batchNeed();
+    const announced = this.announced;
+    if (need === null || announced === null || isNewNeed(announced, need, this.stallSerial)) {
+      return need;
+    }
+    return {
+      ...need,
+      reason: announced.reason,
+      startSegment: announced.startSegment,
+      endSegment: announced.endSegment,
+      videoStartOffset:
+        need.startSegment === announced.startSegment
+          ? need.videoStartOffset
+          : announced.startSegment * this.settings.segmentDuration,
+    };
+  }
+
+  /**
    * The need to announce after a change, once per need: null when there is
    * none or it was already announced. Call after every change.
    */
@@ -275,13 +305,13 @@ export class StreamSession {
     // A batch being generated makes no need unless it stalled: skip the work.
     if (this.batch !== null && !this.batch.isComplete && !this.isStalled) return null;
     const need = this.batchNeed();
-    if (need === null || !isNewNeed(this.announced, need, this.stallCount)) return null;
+    if (need === null || !isNewNeed(this.announced, need, this.stallSerial)) return null;
     this.announced = {
       reason: need.reason,
       batchNumber: need.batchNumber,
       startSegment: need.startSegment,
       endSegment: need.endSegment,
-      stalls: this.stallCount,
+      stalls: this.stallSerial,
     };
     this.announcements++;
     return { need, sequence: this.announcements };
@@ -311,6 +341,7 @@ export class StreamSession {
       updatedAt: this.lastChange,
       currentBatch: this.batch,
       stalls: this.stallCount,
+      stallSerial: this.stallSerial,
       announced: this.announced,
       announcements: this.announcements,
       clients: this.positions(),

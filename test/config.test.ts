@@ -1,0 +1,324 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, defaultConfig, loadConfig } from '../src/config.js';
+
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig', () => {
+  it('uses the defaults for an empty environment', () => {
+    expect(loadConfig({})).toEqual({
+      port: 4000,
+      host: '127.0.0.1',
+      segmentDuration: 6,
+      batchSize: 20,
+      threshold: 5,
+      store: 'memory',
+      maxQueuedEvents: 1_000,
+      batchTimeout: 120_000,
+      clientTimeout: 30_000,
+      idleTimeout: 300_000,
+      snapshotPath: null,
+      wsPingInterval: 12_000,
+      wsConnectionInitTimeout: 3_000,
+      wsMaxBufferedBytes: 4_194_304,
+      shutdownTimeout: 8_000,
+    });
+  });
+
+  it('defaultConfig is the defaults', () => {
+    expect(defaultConfig).toEqual(loadConfig({}));
+  });
+
+  it('reads every variable', () => {
+    expect(
+      loadConfig({
+        PORT: '8080',
+        HOST: '0.0.0.0',
+        SEGMENT_DURATION: '4',
+        BATCH_SIZE: '50',
+        THRESHOLD: '10',
+        STORE: 'memory',
+        MAX_QUEUED_EVENTS: '25',
+        BATCH_TIMEOUT: '90',
+        CLIENT_TIMEOUT: '15',
+        SESSION_IDLE_TIMEOUT: '600',
+        SNAPSHOT_PATH: '/var/lib/coordinator/snapshot.json',
+        WS_PING_INTERVAL: '20',
+        WS_CONNECTION_INIT_TIMEOUT: '5',
+        WS_MAX_BUFFERED_BYTES: '65536',
+        SHUTDOWN_TIMEOUT: '2',
+      }),
+    ).toEqual({
+      port: 8080,
+      host: '0.0.0.0',
+      segmentDuration: 4,
+      batchSize: 50,
+      threshold: 10,
+      store: 'memory',
+      maxQueuedEvents: 25,
+      batchTimeout: 90_000,
+      clientTimeout: 15_000,
+      idleTimeout: 600_000,
+      snapshotPath: '/var/lib/coordinator/snapshot.json',
+      wsPingInterval: 20_000,
+      wsConnectionInitTimeout: 5_000,
+      wsMaxBufferedBytes: 65_536,
+      shutdownTimeout: 2_000,
+    });
+  });
+
+  it('ignores variables it does not know', () => {
+    expect(loadConfig({ PATH: '/usr/bin', NODE_ENV: 'test', HOME: '' })).toEqual(loadConfig({}));
+  });
+
+  it('accepts the range limits', () => {
+    expect(loadConfig({ PORT: '0' }).port).toBe(0);
+    expect(loadConfig({ PORT: '65535' }).port).toBe(65_535);
+    expect(loadConfig({ SEGMENT_DURATION: '1' }).segmentDuration).toBe(1);
+    expect(loadConfig({ SEGMENT_DURATION: '3600' }).segmentDuration).toBe(3_600);
+    expect(loadConfig({ BATCH_SIZE: '100000', THRESHOLD: '100000' })).toMatchObject({
+      batchSize: 100_000,
+      threshold: 100_000,
+    });
+    expect(loadConfig({ THRESHOLD: '0' }).threshold).toBe(0);
+    expect(loadConfig({ MAX_QUEUED_EVENTS: '1' }).maxQueuedEvents).toBe(1);
+    expect(loadConfig({ MAX_QUEUED_EVENTS: '100000' }).maxQueuedEvents).toBe(100_000);
+    expect(loadConfig({ BATCH_TIMEOUT: '0.01' }).batchTimeout).toBe(10);
+    expect(loadConfig({ BATCH_TIMEOUT: '86400' }).batchTimeout).toBe(86_400_000);
+    expect(loadConfig({ CLIENT_TIMEOUT: '86400' }).clientTimeout).toBe(86_400_000);
+    expect(loadConfig({ SESSION_IDLE_TIMEOUT: '2592000' }).idleTimeout).toBe(2_592_000_000);
+    expect(loadConfig({ WS_PING_INTERVAL: '3600' }).wsPingInterval).toBe(3_600_000);
+    expect(loadConfig({ WS_CONNECTION_INIT_TIMEOUT: '600' }).wsConnectionInitTimeout).toBe(600_000);
+    expect(loadConfig({ SHUTDOWN_TIMEOUT: '60' }).shutdownTimeout).toBe(60_000);
+    expect(loadConfig({ WS_MAX_BUFFERED_BYTES: '1024' }).wsMaxBufferedBytes).toBe(1_024);
+    expect(loadConfig({ WS_MAX_BUFFERED_BYTES: '1073741824' }).wsMaxBufferedBytes).toBe(
+      1_073_741_824,
+    );
+  });
+
+  describe('durations: seconds in the environment, milliseconds in the config', () => {
+    it.each([
+      ['BATCH_TIMEOUT', 'batchTimeout'],
+      ['CLIENT_TIMEOUT', 'clientTimeout'],
+      ['SESSION_IDLE_TIMEOUT', 'idleTimeout'],
+      ['WS_PING_INTERVAL', 'wsPingInterval'],
+      ['WS_CONNECTION_INIT_TIMEOUT', 'wsConnectionInitTimeout'],
+      ['SHUTDOWN_TIMEOUT', 'shutdownTimeout'],
+    ] as const)('%s reads whole and decimal seconds into %s', (name, field) => {
+      expect(loadConfig({ [name]: '0.5' })[field]).toBe(500);
+      expect(loadConfig({ [name]: '2' })[field]).toBe(2_000);
+      expect(loadConfig({ [name]: '1.25' })[field]).toBe(1_250);
+      expect(loadConfig({ [name]: ' 3 ' })[field]).toBe(3_000);
+      // Rounded to whole milliseconds.
+      expect(loadConfig({ [name]: '0.0125' })[field]).toBe(13);
+      // Only that field changes.
+      expect({ ...loadConfig({ [name]: '0.5' }), [field]: defaultConfig[field] }).toEqual(
+        defaultConfig,
+      );
+    });
+
+    it.each([
+      'BATCH_TIMEOUT',
+      'CLIENT_TIMEOUT',
+      'SESSION_IDLE_TIMEOUT',
+      'WS_PING_INTERVAL',
+      'WS_CONNECTION_INIT_TIMEOUT',
+      'SHUTDOWN_TIMEOUT',
+    ])('%s rejects values that are not a positive number of seconds', (name) => {
+      for (const value of ['abc', '-1', '0', '0.001', '1e3', '.5', '5.', '30s', '1,5']) {
+        const error = configError({ [name]: value });
+        expect(error.problems, `${name}=${value}`).toHaveLength(1);
+        expect(error.problems[0]?.startsWith(`${name}='${value}': `), `${name}=${value}`).toBe(
+          true,
+        );
+      }
+    });
+
+    it('rejects a duration above its maximum', () => {
+      for (const [name, value] of [
+        ['BATCH_TIMEOUT', '86401'],
+        ['CLIENT_TIMEOUT', '86400.5'],
+        ['SESSION_IDLE_TIMEOUT', '2592001'],
+        ['WS_PING_INTERVAL', '3601'],
+        ['WS_CONNECTION_INIT_TIMEOUT', '601'],
+        ['SHUTDOWN_TIMEOUT', '61'],
+      ]) {
+        const error = configError({ [name as string]: value });
+        expect(error.problems, `${name}=${value}`).toEqual([
+          expect.stringMatching(new RegExp(`^${name}='${value}': must be at most`)),
+        ]);
+      }
+    });
+
+    it('explains what a duration must look like', () => {
+      expect(configError({ CLIENT_TIMEOUT: 'abc' }).problems[0]).toContain('number of seconds');
+      expect(configError({ CLIENT_TIMEOUT: '0' }).problems[0]).toContain('at least 0.01 seconds');
+    });
+  });
+
+  describe('SNAPSHOT_PATH', () => {
+    it('is null when unset or empty', () => {
+      expect(loadConfig({}).snapshotPath).toBeNull();
+      expect(loadConfig({ SNAPSHOT_PATH: '' }).snapshotPath).toBeNull();
+    });
+
+    it('is the trimmed path when set', () => {
+      expect(loadConfig({ SNAPSHOT_PATH: ' ./data/state.json ' }).snapshotPath).toBe(
+        './data/state.json',
+      );
+    });
+
+    it('rejects a blank path', () => {
+      const error = configError({ SNAPSHOT_PATH: '   ' });
+      expect(error.problems).toHaveLength(1);
+      expect(error.problems[0]?.startsWith("SNAPSHOT_PATH='   ': ")).toBe(true);
+    });
+  });
+
+  it('trims surrounding whitespace from numbers', () => {
+    expect(loadConfig({ PORT: ' 5000 ', BATCH_SIZE: '\t30\n' })).toMatchObject({
+      port: 5000,
+      batchSize: 30,
+    });
+  });
+
+  it('treats an empty string as unset', () => {
+    expect(
+      loadConfig({
+        PORT: '',
+        HOST: '',
+        SEGMENT_DURATION: '',
+        BATCH_SIZE: '',
+        THRESHOLD: '',
+        STORE: '',
+        MAX_QUEUED_EVENTS: '',
+        BATCH_TIMEOUT: '',
+        CLIENT_TIMEOUT: '',
+        SESSION_IDLE_TIMEOUT: '',
+        SNAPSHOT_PATH: '',
+        WS_PING_INTERVAL: '',
+        WS_CONNECTION_INIT_TIMEOUT: '',
+        WS_MAX_BUFFERED_BYTES: '',
+        SHUTDOWN_TIMEOUT: '',
+      }),
+    ).toEqual(loadConfig({}));
+    // An empty THRESHOLD falls back to 5, which must still fit BATCH_SIZE.
+    expect(loadConfig({ THRESHOLD: '', BATCH_SIZE: '5' }).threshold).toBe(5);
+    expect(configError({ THRESHOLD: '', BATCH_SIZE: '4' }).message).toContain('THRESHOLD');
+  });
+
+  it('treats undefined as unset', () => {
+    expect(loadConfig({ PORT: undefined, BATCH_SIZE: undefined })).toEqual(loadConfig({}));
+  });
+
+  describe('rejects a bad value with a ConfigError naming the variable', () => {
+    it.each([
+      ['PORT', 'abc'],
+      ['PORT', '-1'],
+      ['PORT', '65536'],
+      ['PORT', '80.5'],
+      ['PORT', '1e3'],
+      ['PORT', '0x50'],
+      ['HOST', '   '],
+      ['SEGMENT_DURATION', '0'],
+      ['SEGMENT_DURATION', '3601'],
+      ['SEGMENT_DURATION', 'six'],
+      ['SEGMENT_DURATION', '2.5'],
+      ['BATCH_SIZE', '0'],
+      ['BATCH_SIZE', '100001'],
+      ['BATCH_SIZE', '-20'],
+      ['BATCH_SIZE', '99999999999999999999999'],
+      ['THRESHOLD', '-1'],
+      ['THRESHOLD', 'five'],
+      ['STORE', 'redis'],
+      ['STORE', 'MEMORY'],
+      ['MAX_QUEUED_EVENTS', '0'],
+      ['MAX_QUEUED_EVENTS', '100001'],
+      ['MAX_QUEUED_EVENTS', 'lots'],
+      ['BATCH_TIMEOUT', 'abc'],
+      ['BATCH_TIMEOUT', '-1'],
+      ['BATCH_TIMEOUT', '0'],
+      ['CLIENT_TIMEOUT', 'abc'],
+      ['CLIENT_TIMEOUT', '-1'],
+      ['CLIENT_TIMEOUT', '0'],
+      ['SESSION_IDLE_TIMEOUT', 'abc'],
+      ['SESSION_IDLE_TIMEOUT', '-1'],
+      ['SESSION_IDLE_TIMEOUT', '0'],
+      ['WS_PING_INTERVAL', '0'],
+      ['WS_CONNECTION_INIT_TIMEOUT', 'soon'],
+      ['SHUTDOWN_TIMEOUT', '-5'],
+      ['WS_MAX_BUFFERED_BYTES', '1023'],
+      ['WS_MAX_BUFFERED_BYTES', '1073741825'],
+      ['WS_MAX_BUFFERED_BYTES', '4MB'],
+    ])('%s=%j', (name, value) => {
+      const error = configError({ [name]: value });
+      expect(error.name).toBe('ConfigError');
+      expect(error.message).toContain(name);
+      expect(error.message).toContain(`'${value}'`);
+      expect(error.problems[0]?.startsWith(`${name}='${value}': `)).toBe(true);
+    });
+  });
+
+  // The THRESHOLD <= BATCH_SIZE comparison runs only once both are valid
+  // numbers, so a bad BATCH_SIZE or THRESHOLD is reported alone (not also as
+  // a spurious "must not exceed", blaming an unset or non-numeric THRESHOLD).
+  it.each([
+    [{ BATCH_SIZE: '0' }, 'BATCH_SIZE'],
+    [{ BATCH_SIZE: '-20' }, 'BATCH_SIZE'],
+    [{ THRESHOLD: 'five' }, 'THRESHOLD'],
+    [{ BATCH_SIZE: 'x', THRESHOLD: '50' }, 'BATCH_SIZE'],
+  ])('%j reports only the bad value, not a THRESHOLD/BATCH_SIZE comparison', (env, name) => {
+    const error = configError(env);
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(new RegExp(`^${name}=`));
+    expect(error.message).not.toContain('must not exceed');
+  });
+
+  it('reports every bad variable at once', () => {
+    const error = configError({ PORT: 'x', SEGMENT_DURATION: '0', STORE: 'disk' });
+    expect(error.problems).toHaveLength(3);
+    for (const name of ['PORT', 'SEGMENT_DURATION', 'STORE']) {
+      expect(error.message).toContain(name);
+    }
+  });
+
+  it('does not blame a good variable for a bad one', () => {
+    const error = configError({ PORT: '8080', BATCH_SIZE: 'big' });
+    expect(error.message).toContain('BATCH_SIZE');
+    expect(error.message).not.toContain('PORT');
+  });
+
+  describe('THRESHOLD must not exceed BATCH_SIZE', () => {
+    it('rejects THRESHOLD > BATCH_SIZE, naming THRESHOLD', () => {
+      const error = configError({ BATCH_SIZE: '10', THRESHOLD: '11' });
+      expect(error.message).toContain('THRESHOLD');
+      expect(error.message).toContain('BATCH_SIZE');
+      expect(error.problems).toHaveLength(1);
+    });
+
+    it('rejects a BATCH_SIZE below the default THRESHOLD', () => {
+      const error = configError({ BATCH_SIZE: '3' });
+      expect(error.message).toContain('THRESHOLD');
+    });
+
+    it('rejects a THRESHOLD above the default BATCH_SIZE', () => {
+      const error = configError({ THRESHOLD: '21' });
+      expect(error.message).toContain('THRESHOLD');
+    });
+
+    it('accepts THRESHOLD == BATCH_SIZE', () => {
+      expect(loadConfig({ BATCH_SIZE: '10', THRESHOLD: '10' })).toMatchObject({
+        batchSize: 10,
+        threshold: 10,
+      });
+      expect(loadConfig({ THRESHOLD: '20' }).threshold).toBe(20);
+    });
+  });
+});
