@@ -9,7 +9,7 @@ import { BatchCoordinator } from '../state/coordinator.js';
 import { LocalEventBus } from '../state/events.js';
 import { MemoryStore } from '../state/memory-store.js';
 import { loadSnapshot, saveSnapshot } from '../state/snapshot-file.js';
-import { isExpectedError, maskError } from './errors.js';
+import { isExpectedError, maskError, useContractErrorCodes } from './errors.js';
 import { serveGraphQLOverWebSocket } from './websocket.js';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -66,6 +66,7 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
     context: () => context,
     maskedErrors: { maskError },
     landingPage: false,
+    plugins: [useContractErrorCodes()],
     logging: {
       debug: () => {},
       info: (...args) => log.info(...args),

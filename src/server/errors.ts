@@ -1,3 +1,8 @@
+import {
+  handleStreamOrSingleExecutionResult,
+  type OnExecuteDoneHookResultOnNextHook,
+  type Plugin,
+} from '@envelop/core';
 import { createGraphQLError, maskError as maskUnexpected } from 'graphql-yoga';
 import { DomainError } from '../state/errors.js';
 
@@ -44,4 +49,39 @@ function rootCause(error: unknown): unknown {
 /** True for the errors the domain throws on purpose: answers to clients, not faults to log. */
 export function isExpectedError(error: unknown): boolean {
   return rootCause(error) instanceof DomainError;
+}
+
+type ErrorList = ReadonlyArray<Error & { path?: unknown; extensions?: Record<string, unknown> }>;
+
+/** Request-level errors (bad variables) get BAD_USER_INPUT when graphql-js gave them no code. */
+function coded(errors: ErrorList | undefined): ErrorList | undefined {
+  if (errors === undefined || errors.every((e) => e.extensions?.code !== undefined))
+    return undefined;
+  return errors.map((e) =>
+    e.extensions?.code !== undefined || e.path !== undefined
+      ? e
+      : createGraphQLError(e.message, {
+          extensions: { ...e.extensions, code: 'BAD_USER_INPUT' },
+        }),
+  );
+}
+
+/**
+ * graphql-js reports variables that do not coerce (a null for a non-null
+ * input field, a string for an Int) without a code; the contract promises
+ * one. Runs on every transport, since it is an envelop plugin.
+ */
+export function useContractErrorCodes(): Plugin {
+  const onDone: OnExecuteDoneHookResultOnNextHook<object> = ({ result, setResult }) => {
+    const errors = coded(result.errors as ErrorList | undefined);
+    if (errors !== undefined) setResult({ ...result, errors } as typeof result);
+  };
+  return {
+    onExecute: () => ({
+      onExecuteDone: (payload) => handleStreamOrSingleExecutionResult(payload, onDone),
+    }),
+    onSubscribe: () => ({
+      onSubscribeResult: (payload) => handleStreamOrSingleExecutionResult(payload, onDone),
+    }),
+  };
 }

@@ -58,8 +58,16 @@ export function serveGraphQLOverWebSocket(
           document = parse(payload.query);
         } catch (error) {
           // A syntax error is the operation's error, not a reason to drop the socket.
-          if (error instanceof GraphQLError) return [error];
-          throw error;
+          // Duck-typed: the parser may be another copy of graphql-js (ESM or CJS).
+          if ((error as Error | null)?.name !== 'GraphQLError') throw error;
+          const { message, source, positions } = error as GraphQLError;
+          return [
+            new GraphQLError(message, {
+              source,
+              positions,
+              extensions: { code: 'GRAPHQL_PARSE_FAILED' },
+            }),
+          ];
         }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
