@@ -22,7 +22,12 @@ export interface MemoryStoreSnapshot {
   readonly version: 1;
   readonly savedAt: Instant;
   /** Oldest first. */
-  readonly sessions: readonly StreamSessionState[];
+  readonly sessions: ReadonlyArray<
+    StreamSessionState & {
+      /** Since when the session has had no clients; null while it has some. */
+      readonly idleSince?: Instant | null;
+    }
+  >;
 }
 
 /**
@@ -55,6 +60,7 @@ export class MemoryStore implements StreamSessionStore {
     this.idleSince.clear();
     const slots: ClientSlot[] = [];
     const claims: Array<[StreamSession, Instant]> = [];
+    const idle: Array<[StreamSession, Instant]> = [];
     for (const state of snapshot.sessions) {
       const session = StreamSession.restore(state);
       this.sessions.set(session.id, session);
@@ -64,7 +70,7 @@ export class MemoryStore implements StreamSessionStore {
         const deadline = batch.generationStarted + this.timeouts.batchTimeout * (state.stalls + 1);
         claims.push([session, deadline]);
       }
-      if (session.clientCount === 0) this.idleSince.set(session, session.updatedAt);
+      if (session.clientCount === 0) idle.push([session, state.idleSince ?? session.updatedAt]);
     }
     // The indexes must be in deadline order, as if built change by change.
     for (const slot of slots.sort((a, b) => a.lastUpdated - b.lastUpdated)) {
@@ -73,6 +79,9 @@ export class MemoryStore implements StreamSessionStore {
     for (const [session, deadline] of claims.sort((a, b) => a[1] - b[1])) {
       this.claimDeadlines.set(session, deadline);
     }
+    for (const [session, since] of idle.sort((a, b) => a[1] - b[1])) {
+      this.idleSince.set(session, since);
+    }
   }
 
   /** Everything, as plain data. */
@@ -80,7 +89,10 @@ export class MemoryStore implements StreamSessionStore {
     return {
       version: 1,
       savedAt: now,
-      sessions: [...this.sessions.values()].map((s) => s.state()),
+      sessions: [...this.sessions.values()].map((s) => ({
+        ...s.state(),
+        idleSince: this.idleSince.get(s) ?? null,
+      })),
     };
   }
 

@@ -56,6 +56,7 @@ const snapshotSchema = z.object({
         })
         .nullable(),
       announcements: count,
+      idleSince: instant.nullable().optional(),
       clients: z.array(
         z.object({
           sessionId: z.string().min(1),
