@@ -18,6 +18,7 @@ import {
   wsRequest,
   wsSubscribe,
 } from './fixtures.js';
+import { seededRandom } from './seeded-random.js';
 
 type Vars = Record<string, unknown>;
 type Call = (query: string, variables?: Vars) => Promise<GraphQLResponse<any>>;
@@ -82,17 +83,7 @@ const encoders = (): Transport[] => [
   ...Array.from({ length: HTTP_ENCODERS }, () => http),
 ];
 
-/** A seeded generator, so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+const rng = seededRandom;
 const pick = <T>(rand: () => number, items: readonly T[]): T =>
   items[Math.floor(rand() * items.length)]!;
 

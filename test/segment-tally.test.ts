@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { SegmentTally } from '../src/state/segment-tally.js';
+import { seededRandom } from './seeded-random.js';
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+const prng = seededRandom;
 
 /** The obvious multiset, to compare against. */
 class BruteMultiset {

@@ -7,20 +7,11 @@ import {
   type StreamSessionSettings,
 } from '../src/state/model.js';
 import { StreamSession, type StreamSessionState, toPosition } from '../src/state/stream-session.js';
+import { seededRandom } from './seeded-random.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+const prng = seededRandom;
 
 const settings: StreamSessionSettings = {
   id: 'session-1',
