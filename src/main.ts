@@ -8,8 +8,8 @@ const HARD_EXIT_AFTER = 9_500; // ms, under the 10 s a supervisor usually grants
 async function main() {
   const config = loadConfig();
   const app = buildApp({ config });
-  const { url } = await app.start();
-  console.log(`hls-batch-coordinator listening on ${url} (store: ${config.store})`);
+  // Handlers first: a signal that arrives while starting still shuts down cleanly.
+  const started = app.start();
   let signalled = false;
   const shutdown = (signal: string) => {
     if (signalled) {
@@ -22,19 +22,24 @@ async function main() {
       console.error('shutdown took too long: exiting');
       process.exit(1);
     }, HARD_EXIT_AFTER).unref();
-    app.stop().then(
-      () => {
-        console.log('shut down cleanly');
-        process.exit(0);
-      },
-      (error) => {
-        console.error('shutdown failed', error);
-        process.exit(1);
-      },
-    );
+    started
+      .catch(() => {})
+      .then(() => app.stop())
+      .then(
+        () => {
+          console.log('shut down cleanly');
+          process.exit(0);
+        },
+        (error) => {
+          console.error('shutdown failed', error);
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  const { url } = await started;
+  console.log(`hls-batch-coordinator listening on ${url} (store: ${config.store})`);
 }
 
 main().catch((error) => {

@@ -20,7 +20,7 @@ export const builder = new SchemaBuilder<{
   plugins: [ValidationPlugin],
   defaultFieldNullability: false,
   validation: {
-    // Every failed rule becomes one BAD_USER_INPUT error naming the fields at fault.
+    // A failed rule becomes a BAD_USER_INPUT error naming the field at fault and its value.
     validationError: (result, args) =>
       new InvalidInputError(
         result.issues

@@ -67,6 +67,7 @@ function coded(errors: ErrorList | undefined): ErrorList | undefined {
 }
 
 /**
+ * Syntax errors get GRAPHQL_PARSE_FAILED whatever the transport, and
  * graphql-js reports variables that do not coerce (a null for a non-null
  * input field, a string for an Int) without a code; the contract promises
  * one. Runs on every transport, since it is an envelop plugin.
@@ -77,6 +78,16 @@ export function useContractErrorCodes(): Plugin {
     if (errors !== undefined) setResult({ ...result, errors } as typeof result);
   };
   return {
+    // yoga codes a syntax error only for HTTP requests, and caches the error
+    // object for every transport: code it here, where all transports parse.
+    onParse:
+      () =>
+      ({ result }) => {
+        if (result instanceof Error && result.name === 'GraphQLError') {
+          const error = result as Error & { extensions: Record<string, unknown> };
+          error.extensions.code ??= 'GRAPHQL_PARSE_FAILED';
+        }
+      },
     onExecute: () => ({
       onExecuteDone: (payload) => handleStreamOrSingleExecutionResult(payload, onDone),
     }),

@@ -1,6 +1,5 @@
 import type { Server } from 'node:http';
-import type { ExecutionArgs } from 'graphql';
-import { GraphQLError } from 'graphql';
+import type { ExecutionArgs, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
@@ -57,17 +56,10 @@ export function serveGraphQLOverWebSocket(
         try {
           document = parse(payload.query);
         } catch (error) {
-          // A syntax error is the operation's error, not a reason to drop the socket.
-          // Duck-typed: the parser may be another copy of graphql-js (ESM or CJS).
-          if ((error as Error | null)?.name !== 'GraphQLError') throw error;
-          const { message, source, positions } = error as GraphQLError;
-          return [
-            new GraphQLError(message, {
-              source,
-              positions,
-              extensions: { code: 'GRAPHQL_PARSE_FAILED' },
-            }),
-          ];
+          // A syntax error is the operation's error, not a reason to drop the
+          // socket (the contract-codes plugin has given it its code).
+          if ((error as Error | null)?.name === 'GraphQLError') return [error as GraphQLError];
+          throw error;
         }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
