@@ -32,6 +32,25 @@ export interface Config {
   readonly wsMaxBufferedBytes: number;
   /** Milliseconds a graceful shutdown may take before connections are cut. */
   readonly shutdownTimeout: number;
+  /** False with AUTH=off: every caller is admin (local development only). */
+  readonly authEnabled: boolean;
+  /** Bearer tokens of the admin and encoder roles; generated at start when null. */
+  readonly adminToken: string | null;
+  readonly encoderToken: string | null;
+  /** Key that signs player tokens; generated at start when null. */
+  readonly clientTokenSecret: string | null;
+  /** NODE_ENV=development: introspection for every caller, field suggestions on. */
+  readonly development: boolean;
+  /** Position updates one player may send per second; 0: no limit. */
+  readonly positionUpdatesPerSecond: number;
+  /** Largest request body, in bytes. */
+  readonly maxBodyBytes: number;
+  /** Most operations in one batched HTTP request. */
+  readonly maxBatchOperations: number;
+  /** Most WebSocket connections open at once with one token. */
+  readonly wsMaxConnectionsPerToken: number;
+  /** Most subscriptions open at once with one token, over all its connections. */
+  readonly wsMaxSubscriptionsPerToken: number;
 }
 
 export class ConfigError extends Error {
@@ -82,7 +101,19 @@ const envSchema = z.object({
   WS_CONNECTION_INIT_TIMEOUT: seconds(0.01, 600).default(3_000),
   WS_MAX_BUFFERED_BYTES: integer(1_024, 1_073_741_824).default(4_194_304),
   SHUTDOWN_TIMEOUT: seconds(0.01, 60).default(8_000),
+  AUTH: z.enum(['on', 'off']).default('on'),
+  ADMIN_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').optional(),
+  ENCODER_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').optional(),
+  CLIENT_TOKEN_SECRET: z.string().trim().min(32, 'must be at least 32 characters').optional(),
+  NODE_ENV: z.string().optional(),
+  RATE_LIMIT_POSITION_UPDATES: integer(0, 100_000).default(10),
+  MAX_BODY_BYTES: integer(1_024, 16_777_216).default(65_536),
+  MAX_BATCH_OPERATIONS: integer(1, 1_000).default(10),
+  WS_MAX_CONNECTIONS_PER_TOKEN: integer(1, 1_000_000).default(50),
+  WS_MAX_SUBSCRIPTIONS_PER_TOKEN: integer(1, 1_000_000).default(100),
 });
+
+const SECRETS = new Set(['ADMIN_TOKEN', 'ENCODER_TOKEN', 'CLIENT_TOKEN_SECRET']);
 
 /** Reads the settings from `env` (process.env by default); ConfigError when one is bad. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -96,7 +127,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? 'environment');
         const value = env[name];
-        return `${name}${value === undefined ? '' : `='${value}'`}: ${issue.message}`;
+        // Secrets are never echoed, not even when they are wrong.
+        const shown = value === undefined || SECRETS.has(name) ? '' : `='${value}'`;
+        return `${name}${shown}: ${issue.message}`;
       }),
     );
   }
@@ -123,6 +156,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     wsConnectionInitTimeout: e.WS_CONNECTION_INIT_TIMEOUT,
     wsMaxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
     shutdownTimeout: e.SHUTDOWN_TIMEOUT,
+    authEnabled: e.AUTH === 'on',
+    adminToken: e.ADMIN_TOKEN ?? null,
+    encoderToken: e.ENCODER_TOKEN ?? null,
+    clientTokenSecret: e.CLIENT_TOKEN_SECRET ?? null,
+    development: e.NODE_ENV === 'development',
+    positionUpdatesPerSecond: e.RATE_LIMIT_POSITION_UPDATES,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    maxBatchOperations: e.MAX_BATCH_OPERATIONS,
+    wsMaxConnectionsPerToken: e.WS_MAX_CONNECTIONS_PER_TOKEN,
+    wsMaxSubscriptionsPerToken: e.WS_MAX_SUBSCRIPTIONS_PER_TOKEN,
   };
 }
 

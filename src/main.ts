@@ -40,6 +40,23 @@ async function main() {
   process.on('SIGINT', () => shutdown('SIGINT'));
   const { url } = await started;
   console.log(`hls-batch-coordinator listening on ${url} (store: ${config.store})`);
+  if (!config.authEnabled) {
+    console.warn(
+      'WARNING: AUTH=off: every caller is admin. For local development only; never expose this server.',
+    );
+    return;
+  }
+  // Shown once, like Jupyter's token: set ADMIN_TOKEN / ENCODER_TOKEN to choose your own.
+  const { adminToken, encoderToken } = app.generatedTokens;
+  if (adminToken) console.log(`admin token (generated; set ADMIN_TOKEN to fix it): ${adminToken}`);
+  if (encoderToken) {
+    console.log(`encoder token (generated; set ENCODER_TOKEN to fix it): ${encoderToken}`);
+  }
+  if (config.clientTokenSecret === null) {
+    console.log(
+      'player tokens are signed with a generated key: they end with this process (set CLIENT_TOKEN_SECRET to keep them valid across restarts)',
+    );
+  }
 }
 
 main().catch((error) => {

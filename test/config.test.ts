@@ -29,6 +29,16 @@ describe('loadConfig', () => {
       wsConnectionInitTimeout: 3_000,
       wsMaxBufferedBytes: 4_194_304,
       shutdownTimeout: 8_000,
+      authEnabled: true,
+      adminToken: null,
+      encoderToken: null,
+      clientTokenSecret: null,
+      development: false,
+      positionUpdatesPerSecond: 10,
+      maxBodyBytes: 65_536,
+      maxBatchOperations: 10,
+      wsMaxConnectionsPerToken: 50,
+      wsMaxSubscriptionsPerToken: 100,
     });
   });
 
@@ -54,6 +64,16 @@ describe('loadConfig', () => {
         WS_CONNECTION_INIT_TIMEOUT: '5',
         WS_MAX_BUFFERED_BYTES: '65536',
         SHUTDOWN_TIMEOUT: '2',
+        AUTH: 'off',
+        ADMIN_TOKEN: 'admin-token-0123456789',
+        ENCODER_TOKEN: 'encoder-token-0123456789',
+        CLIENT_TOKEN_SECRET: 'client-token-secret-0123456789-abcdef',
+        NODE_ENV: 'development',
+        RATE_LIMIT_POSITION_UPDATES: '0',
+        MAX_BODY_BYTES: '2048',
+        MAX_BATCH_OPERATIONS: '3',
+        WS_MAX_CONNECTIONS_PER_TOKEN: '4',
+        WS_MAX_SUBSCRIPTIONS_PER_TOKEN: '5',
       }),
     ).toEqual({
       port: 8080,
@@ -71,11 +91,29 @@ describe('loadConfig', () => {
       wsConnectionInitTimeout: 5_000,
       wsMaxBufferedBytes: 65_536,
       shutdownTimeout: 2_000,
+      authEnabled: false,
+      adminToken: 'admin-token-0123456789',
+      encoderToken: 'encoder-token-0123456789',
+      clientTokenSecret: 'client-token-secret-0123456789-abcdef',
+      development: true,
+      positionUpdatesPerSecond: 0,
+      maxBodyBytes: 2_048,
+      maxBatchOperations: 3,
+      wsMaxConnectionsPerToken: 4,
+      wsMaxSubscriptionsPerToken: 5,
     });
   });
 
   it('ignores variables it does not know', () => {
     expect(loadConfig({ PATH: '/usr/bin', NODE_ENV: 'test', HOME: '' })).toEqual(loadConfig({}));
+  });
+
+  it('never echoes a secret it rejects', () => {
+    expect(() => loadConfig({ ADMIN_TOKEN: 'tooshort' })).toThrow(
+      /ADMIN_TOKEN: must be at least 16/,
+    );
+    expect(() => loadConfig({ ADMIN_TOKEN: 'tooshort' })).not.toThrow(/tooshort/);
+    expect(() => loadConfig({ CLIENT_TOKEN_SECRET: 'short-secret' })).not.toThrow(/short-secret/);
   });
 
   it('accepts the range limits', () => {

@@ -10,6 +10,13 @@ import { type Config, defaultConfig } from '../src/config.js';
 import { type App, buildApp } from '../src/server/app.js';
 import type { Clock } from '../src/state/clock.js';
 
+/** Keeps test output to real failures: expected noise (sweeps, shutdown) is dropped. */
+const quietLog = {
+  info: () => {},
+  warn: () => {},
+  error: (...args: unknown[]) => console.error(...args),
+};
+
 export interface GraphQLResponse<T = Record<string, unknown>> {
   data?: T | null;
   errors?: Array<{ message: string; path?: unknown[]; extensions?: { code?: string } }>;
@@ -39,7 +46,16 @@ export async function startTestServer(
   overrides: Partial<Config> = {},
   clock?: Clock,
 ): Promise<TestServer> {
-  const app = buildApp({ config: { ...defaultConfig, ...overrides }, clock });
+  // Tests of the contract run as admin with no rate limit; auth tests turn both on.
+  const config: Config = {
+    ...defaultConfig,
+    authEnabled: false,
+    positionUpdatesPerSecond: 0,
+    wsMaxConnectionsPerToken: 10_000,
+    wsMaxSubscriptionsPerToken: 10_000,
+    ...overrides,
+  };
+  const app = buildApp({ config, clock, log: quietLog });
   const { port } = await app.start(0, '127.0.0.1');
   const baseUrl = `http://127.0.0.1:${port}`;
   const url = `${baseUrl}/graphql`;

@@ -55,7 +55,8 @@ function run(env: Record<string, string>, signalOnListening?: NodeJS.Signals): R
   for (const name of CONFIG_VARIABLES) delete base[name];
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: repoRoot,
-    env: { ...base, ...env },
+    // Process behaviour, not access control (test/auth.test.ts covers that): no tokens needed.
+    env: { ...base, AUTH: 'off', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);

@@ -1,8 +1,10 @@
 /**
  * batchNeeded over Server-Sent Events (POST or GET with Accept: text/event-stream).
  */
+
 import { createParser } from 'eventsource-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CSRF_HEADER } from '../src/server/protection.js';
 import { batchNeededRules, brief, type NeedEvent, sessionDriver } from './batch-needed-rules.js';
 import {
   type GraphQLResponse,
@@ -75,7 +77,7 @@ describe('SSE transport', () => {
       variables: JSON.stringify({ streamSessionId: id }),
     });
     const response = await fetch(`${server.url}?${params}`, {
-      headers: { accept: 'text/event-stream' },
+      headers: { accept: 'text/event-stream', [CSRF_HEADER]: '1' },
       signal: abort.signal,
     });
     expect(response.status).toBe(200);

@@ -7,11 +7,17 @@ builder.queryFields((t) => ({
     type: StreamSession,
     nullable: true,
     args: { id: t.arg.id({ required: true, validate: id }) },
+    authScopes: (_root, args) => ({
+      admin: true,
+      encoder: true,
+      player: { streamSessionId: args.id },
+    }),
     resolve: (_root, args, { coordinator }) => coordinator.getStreamSession(args.id),
   }),
   streamSessions: t.field({
     type: [StreamSession],
     description: 'Oldest first.',
+    authScopes: { admin: true, encoder: true },
     args: {
       limit: t.arg.int({
         defaultValue: 100,

@@ -14,6 +14,7 @@ builder.subscriptionFields((t) => ({
       'that reconnects misses nothing.',
     ].join('\n'),
     args: { streamSessionId: t.arg.id({ validate: id }) },
+    authScopes: { admin: true, encoder: true },
     subscribe: (_root, args, { coordinator }) => coordinator.batchNeeded(args.streamSessionId),
     resolve: (event: BatchNeededEvent) => event,
   }),
@@ -25,6 +26,7 @@ builder.subscriptionFields((t) => ({
       'starts are sent.',
     ].join('\n'),
     args: { streamSessionId: t.arg.id({ validate: id }) },
+    authScopes: { admin: true, encoder: true },
     subscribe: (_root, args, { coordinator }) =>
       coordinator.streamSessionEnded(args.streamSessionId),
     resolve: (event: StreamSessionEndedEvent) => event,

@@ -7,6 +7,8 @@ export const limits = {
   segmentDuration: 3_600,
   batchSize: 100_000,
   pageSize: 1_000,
+  tokenTtlSeconds: 7 * 24 * 3_600,
+  defaultTokenTtlSeconds: 6 * 3_600,
 } as const;
 
 // Control characters in ids and paths corrupt logs and key names; nobody needs them.

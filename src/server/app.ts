@@ -1,6 +1,10 @@
-import { createServer, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createYoga } from 'graphql-yoga';
+import getRawBody from 'raw-body';
+import { Authenticator, type Principal } from '../auth/principal.js';
+import { PositionRateLimiter } from '../auth/rate-limit.js';
+import { resolveSecrets } from '../auth/secrets.js';
 import type { Config } from '../config.js';
 import { schema } from '../resolvers/index.js';
 import type { Context } from '../schema/builder.js';
@@ -10,6 +14,7 @@ import { LocalEventBus } from '../state/events.js';
 import { MemoryStore } from '../state/memory-store.js';
 import { loadSnapshot, saveSnapshot } from '../state/snapshot-file.js';
 import { isExpectedError, maskError, useContractErrorCodes } from './errors.js';
+import { protectionPlugins } from './protection.js';
 import { serveGraphQLOverWebSocket } from './websocket.js';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -25,6 +30,9 @@ export interface AppOptions {
 export interface App {
   readonly coordinator: BatchCoordinator;
   readonly store: MemoryStore;
+  readonly authenticator: Authenticator;
+  /** Tokens generated at start because none was configured, to show the operator once. */
+  readonly generatedTokens: { readonly adminToken?: string; readonly encoderToken?: string };
   /**
    * Loads the snapshot (when SNAPSHOT_PATH is set), starts the sweeper and
    * listens on `port` (config.port by default; 0 picks a free one).
@@ -58,15 +66,25 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
     onSweep: (report) => log.info('sweep', report),
     onError: (error) => log.error('sweep failed', error),
   });
-  const context: Context = { coordinator };
+  const secrets = resolveSecrets(config);
+  const authenticator = new Authenticator(secrets.settings);
+  const positionRateLimiter = new PositionRateLimiter(config.positionUpdatesPerSecond);
+  const anonymous: Principal = { role: 'anonymous' };
 
-  const yoga = createYoga<object, Context>({
+  // Every transport hands yoga the caller's principal in its server context.
+  const yoga = createYoga<{ principal?: Principal }, Context>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    context: () => context,
+    context: ({ principal }): Context => ({
+      coordinator,
+      authenticator,
+      positionRateLimiter,
+      principal: principal ?? anonymous,
+    }),
     maskedErrors: { maskError },
     landingPage: false,
-    plugins: [useContractErrorCodes()],
+    batching: { limit: config.maxBatchOperations },
+    plugins: [useContractErrorCodes(), ...protectionPlugins({ development: config.development })],
     logging: {
       debug: () => {},
       info: (...args) => log.info(...args),
@@ -83,8 +101,32 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz') return void readiness(res);
-    return yoga(req, res);
+    void serveGraphQL(req, res);
   });
+
+  /** Authenticates, reads the body within its limit, and hands the request to yoga. */
+  async function serveGraphQL(req: IncomingMessage & { body?: unknown }, res: ServerResponse) {
+    const principal = await authenticator.authenticate(req.headers.authorization);
+    if (req.method === 'POST') {
+      try {
+        req.body = await getRawBody(req, {
+          limit: config.maxBodyBytes,
+          length: req.headers['content-length'],
+        });
+      } catch (error) {
+        const status = (error as { status?: number }).status ?? 400;
+        const message =
+          status === 413
+            ? `The request body is larger than ${config.maxBodyBytes} bytes.`
+            : 'The request body could not be read.';
+        res.setHeader('connection', 'close');
+        return sendJson(res, status, {
+          errors: [{ message, extensions: { code: 'BAD_USER_INPUT' } }],
+        });
+      }
+    }
+    return yoga(req, res, { principal });
+  }
 
   async function readiness(res: ServerResponse) {
     const ready = !stopping && (await coordinator.isReady().catch(() => false));
@@ -95,6 +137,9 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
   }
 
   const webSockets = serveGraphQLOverWebSocket(server, yoga, GRAPHQL_PATH, {
+    authenticator,
+    maxConnectionsPerToken: config.wsMaxConnectionsPerToken,
+    maxSubscriptionsPerToken: config.wsMaxSubscriptionsPerToken,
     pingInterval: config.wsPingInterval,
     connectionInitTimeout: config.wsConnectionInitTimeout,
     maxBufferedBytes: config.wsMaxBufferedBytes,
@@ -127,6 +172,8 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
   return {
     coordinator,
     store,
+    authenticator,
+    generatedTokens: secrets.generated,
     async start(port = config.port, host = config.host) {
       if (config.snapshotPath !== null) {
         const snapshot = await loadSnapshot(config.snapshotPath);

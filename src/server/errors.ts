@@ -28,7 +28,31 @@ export function maskError(error: unknown, message: string, isDev?: boolean): Err
       extensions: { code: original.code },
     });
   }
-  return maskUnexpected(error, message, isDev);
+  return withContractCode(maskUnexpected(error, message, isDev));
+}
+
+interface WithExtensions extends Error {
+  extensions?: { code?: unknown; http?: { status?: number } };
+}
+
+/**
+ * yoga's and its plugins' own request errors (CSRF, batching, bad bodies)
+ * carry no code, or BAD_REQUEST; the contract promises one of its codes.
+ */
+function withContractCode(error: Error): Error {
+  const { extensions } = error as WithExtensions;
+  const status = extensions?.http?.status;
+  const code = extensions?.code;
+  let contractCode: string | undefined;
+  if (code === 'BAD_REQUEST') contractCode = 'BAD_USER_INPUT';
+  else if (code === undefined && status === 403) contractCode = 'FORBIDDEN';
+  else if (code === undefined && status !== undefined && status >= 400 && status < 500) {
+    contractCode = 'BAD_USER_INPUT';
+  }
+  if (contractCode === undefined) return error;
+  return createGraphQLError(error.message, {
+    extensions: { ...extensions, code: contractCode },
+  });
 }
 
 /**
@@ -46,9 +70,14 @@ function rootCause(error: unknown): unknown {
   return cause;
 }
 
-/** True for the errors the domain throws on purpose: answers to clients, not faults to log. */
+/**
+ * True for errors that answer a client (the domain's own, and request
+ * errors with a 4xx status such as CSRF or batching limits): not faults to log.
+ */
 export function isExpectedError(error: unknown): boolean {
-  return rootCause(error) instanceof DomainError;
+  if (rootCause(error) instanceof DomainError) return true;
+  const status = (error as WithExtensions | null)?.extensions?.http?.status;
+  return status !== undefined && status >= 400 && status < 500;
 }
 
 type ErrorList = ReadonlyArray<Error & { path?: unknown; extensions?: Record<string, unknown> }>;

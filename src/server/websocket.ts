@@ -1,8 +1,10 @@
 import type { Server } from 'node:http';
-import type { ExecutionArgs, GraphQLError } from 'graphql';
+import type { ExecutionArgs } from 'graphql';
+import { GraphQLError, getOperationAST } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
+import { type Authenticator, type Principal, principalKey } from '../auth/principal.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: any yoga instance, whatever its context.
 type AnyYoga = YogaServerInstance<any, any>;
@@ -14,6 +16,12 @@ interface ExecutionRoot {
 }
 
 export interface WebSocketOptions {
+  /** Checks connectionParams.authorization at connection_init; bad credentials close with 4403. */
+  readonly authenticator: Authenticator;
+  /** Connections one token may hold open at once; past it, a new one closes with 4429. */
+  readonly maxConnectionsPerToken: number;
+  /** Subscriptions one token may hold open at once; past it, a new one gets RATE_LIMITED. */
+  readonly maxSubscriptionsPerToken: number;
   /** Milliseconds between pings; a socket that has not answered the last one is dropped. */
   readonly pingInterval: number;
   /** Milliseconds to wait for connection_init before closing with 4408. */
@@ -24,6 +32,20 @@ export interface WebSocketOptions {
    */
   readonly maxBufferedBytes: number;
 }
+
+/** Close code and reason for a token over its connection cap. */
+export const TOO_MANY_CONNECTIONS_CLOSE = {
+  code: 4429,
+  reason: 'Too many connections for this token',
+} as const;
+
+/** What a connection carries once its connection_init was accepted. */
+type ConnectionState = {
+  principal?: Principal;
+  key?: string;
+  /** Ids of its operations that count as subscriptions. */
+  subscriptions?: Set<string>;
+};
 
 /** Close code and reason for a reader too slow for its subscriptions. */
 export const SLOW_READER_CLOSE = { code: 1008, reason: 'Subscriber too slow' } as const;
@@ -40,17 +62,53 @@ export function serveGraphQLOverWebSocket(
   options: WebSocketOptions,
 ): { close(): Promise<void> } {
   const wss = new WebSocketServer({ server, path });
-  const graphqlWs = useServer(
+  const connections = new Counter();
+  const subscriptions = new Counter();
+  const graphqlWs = useServer<Record<string, unknown> | undefined, ConnectionState>(
     {
       connectionInitWaitTimeout: options.connectionInitTimeout,
+      // Returning false closes the socket with 4403 Forbidden.
+      onConnect: async (ctx) => {
+        const authorization = ctx.connectionParams?.authorization;
+        const principal = await options.authenticator.authenticate(
+          typeof authorization === 'string' ? authorization : null,
+        );
+        if (principal.role === 'anonymous' || principal.role === 'invalid') return false;
+        const key = principalKey(
+          principal,
+          typeof authorization === 'string' ? authorization : null,
+        );
+        if (connections.get(key) >= options.maxConnectionsPerToken) {
+          ctx.extra.socket.close(
+            TOO_MANY_CONNECTIONS_CLOSE.code,
+            TOO_MANY_CONNECTIONS_CLOSE.reason,
+          );
+          return false;
+        }
+        connections.add(key, 1);
+        Object.assign(ctx.extra, { principal, key, subscriptions: new Set<string>() });
+        return true;
+      },
+      onClose: (ctx) => {
+        const { key, subscriptions: open } = ctx.extra;
+        if (key === undefined) return;
+        connections.add(key, -1);
+        subscriptions.add(key, -(open?.size ?? 0));
+        open?.clear();
+      },
+      onComplete: (ctx, id) => {
+        const { key, subscriptions: open } = ctx.extra;
+        if (key !== undefined && open?.delete(id)) subscriptions.add(key, -1);
+      },
       execute: (args) => (args.rootValue as ExecutionRoot).execute(args),
       subscribe: (args) => (args.rootValue as ExecutionRoot).subscribe(args),
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           params: payload,
+          principal: ctx.extra.principal,
         });
         let document: ExecutionArgs['document'];
         try {
@@ -63,6 +121,22 @@ export function serveGraphQLOverWebSocket(
         }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
+        const { key, subscriptions: open } = ctx.extra;
+        if (
+          key !== undefined &&
+          getOperationAST(document, payload.operationName)?.operation === 'subscription'
+        ) {
+          if (subscriptions.get(key) >= options.maxSubscriptionsPerToken) {
+            return [
+              new GraphQLError(
+                `This token already holds ${options.maxSubscriptionsPerToken} subscriptions; complete one first.`,
+                { extensions: { code: 'RATE_LIMITED' } },
+              ),
+            ];
+          }
+          subscriptions.add(key, 1);
+          open?.add(id);
+        }
         const args: ExecutionArgs = {
           schema,
           operationName: payload.operationName,
@@ -91,4 +165,19 @@ export function serveGraphQLOverWebSocket(
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
+}
+
+/** Counts per key, forgetting keys that drop to zero. */
+class Counter {
+  private readonly counts = new Map<string, number>();
+
+  get(key: string): number {
+    return this.counts.get(key) ?? 0;
+  }
+
+  add(key: string, delta: number): void {
+    const next = this.get(key) + delta;
+    if (next <= 0) this.counts.delete(key);
+    else this.counts.set(key, next);
+  }
 }

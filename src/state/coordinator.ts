@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { FixedBuffer, Repeater } from '@repeaterjs/repeater';
 import { Mutex } from 'async-mutex';
 import { type Clock, systemClock } from './clock.js';
-import { InvalidInputError, SlowSubscriberError } from './errors.js';
+import { InvalidInputError, SlowSubscriberError, streamSessionNotFound } from './errors.js';
 import type { CoordinatorEvent, EventBus } from './events.js';
 import {
   type BatchNeededEvent,
@@ -141,6 +141,13 @@ export class BatchCoordinator {
     return this.change(streamSessionId, () =>
       this.store.completeBatch(streamSessionId, batchNumber, this.clock.now()),
     );
+  }
+
+  /** The session; NotFoundError when there is none. */
+  async requireStreamSession(id: string): Promise<StreamSessionView> {
+    const session = await this.store.getStreamSession(id);
+    if (session === null) throw streamSessionNotFound(id);
+    return session;
   }
 
   getStreamSession(id: string): Promise<StreamSessionView | null> {

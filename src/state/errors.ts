@@ -3,7 +3,13 @@
  * the GraphQL layer turns them into errors with `extensions.code` in one place.
  * Any other error is unexpected and stays masked.
  */
-export type DomainErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'RATE_LIMITED';
+export type DomainErrorCode =
+  | 'BAD_USER_INPUT'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'RATE_LIMITED';
 
 export class DomainError extends Error {
   constructor(
@@ -30,6 +36,27 @@ export class ConflictError extends DomainError {
 export class InvalidInputError extends DomainError {
   constructor(message: string) {
     super('BAD_USER_INPUT', message);
+  }
+}
+
+/** No credentials, or credentials that are malformed, expired or wrongly signed. */
+export class UnauthenticatedError extends DomainError {
+  constructor(message: string) {
+    super('UNAUTHENTICATED', message);
+  }
+}
+
+/** Valid credentials that do not allow this operation. */
+export class ForbiddenError extends DomainError {
+  constructor(message: string) {
+    super('FORBIDDEN', message);
+  }
+}
+
+/** Too many requests from one caller; nothing was changed. */
+export class RateLimitedError extends DomainError {
+  constructor(message: string) {
+    super('RATE_LIMITED', message);
   }
 }
 

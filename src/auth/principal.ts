@@ -1,0 +1,133 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+
+/**
+ * Who is calling. Resolved once per HTTP request or WebSocket connection,
+ * from its bearer token; the schema's auth scopes decide what it may do.
+ */
+export type Principal =
+  | { readonly role: 'admin' }
+  | { readonly role: 'encoder' }
+  | {
+      readonly role: 'player';
+      readonly streamSessionId: string;
+      readonly sessionId: string;
+      /** Milliseconds since the epoch. */
+      readonly expiresAt: number;
+    }
+  /** No token: may do nothing (UNAUTHENTICATED). */
+  | { readonly role: 'anonymous' }
+  /** A token that is malformed, expired or wrongly signed (UNAUTHENTICATED). */
+  | { readonly role: 'invalid'; readonly reason: string };
+
+export interface AuthSettings {
+  /** False with AUTH=off: every caller is admin. */
+  readonly enabled: boolean;
+  readonly adminToken: string;
+  readonly encoderToken: string;
+  /** HMAC key for player tokens (HS256). */
+  readonly clientTokenSecret: string;
+}
+
+const ISSUER = 'hls-batch-coordinator';
+const AUDIENCE = 'player';
+
+/** Makes a secret for a setting left unset: 32 random bytes, URL-safe. */
+export function generateSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/**
+ * Turns `Authorization` header values (or graphql-ws connectionParams) into
+ * a Principal. Never throws: a bad token is the 'invalid' principal.
+ */
+export class Authenticator {
+  private readonly admin: Buffer;
+  private readonly encoder: Buffer;
+  private readonly key: Uint8Array;
+
+  constructor(private readonly settings: AuthSettings) {
+    this.admin = digest(settings.adminToken);
+    this.encoder = digest(settings.encoderToken);
+    this.key = new TextEncoder().encode(settings.clientTokenSecret);
+  }
+
+  get enabled(): boolean {
+    return this.settings.enabled;
+  }
+
+  /** The principal for an `Authorization` value such as `Bearer abc`. */
+  async authenticate(authorization: string | null | undefined): Promise<Principal> {
+    if (!this.settings.enabled) return { role: 'admin' };
+    if (authorization == null || authorization === '') return { role: 'anonymous' };
+    const match = /^Bearer +(\S+) *$/i.exec(authorization);
+    if (match === null) return { role: 'invalid', reason: 'expected "Bearer <token>"' };
+    const token = match[1] as string;
+    // Digests have one length, so timingSafeEqual compares in constant time
+    // whatever the length of what was sent.
+    const sent = digest(token);
+    if (timingSafeEqual(sent, this.admin)) return { role: 'admin' };
+    if (timingSafeEqual(sent, this.encoder)) return { role: 'encoder' };
+    return this.verifyPlayer(token);
+  }
+
+  /** A signed token for one player of one stream session, valid for `ttlSeconds`. */
+  async issueClientToken(
+    streamSessionId: string,
+    sessionId: string,
+    ttlSeconds: number,
+  ): Promise<string> {
+    return new SignJWT({ ssid: streamSessionId })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(sessionId)
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime(`${ttlSeconds}s`)
+      .sign(this.key);
+  }
+
+  private async verifyPlayer(token: string): Promise<Principal> {
+    try {
+      const { payload } = await jwtVerify(token, this.key, {
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        algorithms: ['HS256'],
+        requiredClaims: ['sub', 'exp'],
+      });
+      if (typeof payload.ssid !== 'string' || typeof payload.sub !== 'string') {
+        return { role: 'invalid', reason: 'the token names no stream session or client' };
+      }
+      return {
+        role: 'player',
+        streamSessionId: payload.ssid,
+        sessionId: payload.sub,
+        expiresAt: (payload.exp as number) * 1000,
+      };
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired)
+        return { role: 'invalid', reason: 'the token has expired' };
+      return { role: 'invalid', reason: 'the token is not valid' };
+    }
+  }
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** A stable, non-secret key for counting a principal's connections. */
+export function principalKey(principal: Principal, authorization: string | null | undefined) {
+  switch (principal.role) {
+    case 'player':
+      return `player:${principal.streamSessionId}\u0000${principal.sessionId}`;
+    case 'admin':
+    case 'encoder':
+      // Several admin or encoder tokens share a role; count per token digest.
+      return `${principal.role}:${digest(authorization ?? '')
+        .toString('base64url')
+        .slice(0, 16)}`;
+    default:
+      return principal.role;
+  }
+}

@@ -1,0 +1,57 @@
+import { EnvelopArmor } from '@escape.tech/graphql-armor';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
+import {
+  type GraphQLError,
+  NoSchemaIntrospectionCustomRule,
+  type ValidationContext,
+} from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import type { Principal } from '../auth/principal.js';
+
+/** The header a browser cannot send cross-site without a preflight. */
+export const CSRF_HEADER = 'x-graphql-yoga-csrf';
+
+export interface ProtectionOptions {
+  readonly development: boolean;
+}
+
+/**
+ * What one request may cost, checked before anything runs (graphql-armor):
+ * depth, aliases, tokens, directives and cost; field suggestions hidden
+ * outside development; introspection for admins only outside development;
+ * CSRF prevention for browser requests that skip the preflight.
+ */
+export function protectionPlugins({ development }: ProtectionOptions): Plugin[] {
+  // Armor throws its rejections out of validation by default, which loses the
+  // validation error code; reported instead, they are ordinary validation errors.
+  const report = {
+    propagateOnRejection: false,
+    onReject: [
+      (context: ValidationContext | null, error: GraphQLError) => context?.reportError(error),
+    ],
+  };
+  const armor = new EnvelopArmor({
+    maxDepth: { n: 10, ignoreIntrospection: true, ...report },
+    maxAliases: { n: 30, ...report },
+    maxTokens: { n: 2_000, ...report },
+    maxDirectives: { n: 20, ...report },
+    costLimit: { maxCost: 5_000, ignoreIntrospection: true, ...report },
+    blockFieldSuggestion: { enabled: !development },
+  });
+  return [
+    ...(armor.protect().plugins as Plugin[]),
+    useCSRFPrevention({ requestHeaders: [CSRF_HEADER] }) as Plugin,
+    adminOnlyIntrospection(development),
+  ];
+}
+
+/** Introspection is a map of the API: only admins get it, but anyone in development. */
+function adminOnlyIntrospection(development: boolean): Plugin<{ principal?: Principal }> {
+  return {
+    onValidate({ context, addValidationRule }) {
+      if (!development && context.principal?.role !== 'admin') {
+        addValidationRule(NoSchemaIntrospectionCustomRule);
+      }
+    },
+  };
+}
