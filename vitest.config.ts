@@ -3,6 +3,20 @@ import { defineConfig } from 'vitest/config';
 
 const require = createRequire(import.meta.url);
 
+/** The suite that talks to the server through its API: it runs once per store. */
+const integration = [
+  'test/http.test.ts',
+  'test/sse.test.ts',
+  'test/websocket.test.ts',
+  'test/validation.test.ts',
+  'test/concurrency.test.ts',
+  'test/audit.test.ts',
+  'test/lifecycle.test.ts',
+  'test/websocket-health.test.ts',
+  'test/auth.test.ts',
+  'test/limits.test.ts',
+];
+
 export default defineConfig({
   resolve: {
     // Node resolves `graphql` to its CommonJS build (the package has no
@@ -11,10 +25,29 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: require.resolve('graphql') }],
   },
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
     // Tests start real servers; two cores are the limit here.
     maxWorkers: 2,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'memory',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/redis-*.test.ts'],
+          env: { TEST_STORE: 'memory' },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'redis',
+          include: [...integration, 'test/redis-*.test.ts'],
+          env: { TEST_STORE: 'redis' },
+          globalSetup: ['test/redis-global-setup.ts'],
+        },
+      },
+    ],
   },
 });

@@ -13,7 +13,12 @@ export interface Config {
   readonly segmentDuration: number;
   readonly batchSize: number;
   readonly threshold: number;
-  readonly store: 'memory';
+  /** Where state lives: this process's memory, or Redis shared by several instances. */
+  readonly store: 'memory' | 'redis';
+  /** The Redis server, with STORE=redis. */
+  readonly redisUrl: string;
+  /** Every Redis key starts with it, so deployments (and test runs) can share one Redis. */
+  readonly redisKeyPrefix: string;
   /** Events one subscriber may leave unread before it is closed. */
   readonly maxQueuedEvents: number;
   /** Milliseconds a claimed batch may take before it is STALLED. */
@@ -91,7 +96,13 @@ const envSchema = z.object({
   SEGMENT_DURATION: integer(1, 3_600).default(6),
   BATCH_SIZE: integer(1, 100_000).default(20),
   THRESHOLD: integer(0, 100_000).default(5),
-  STORE: z.enum(['memory']).default('memory'),
+  STORE: z.enum(['memory', 'redis']).default('memory'),
+  REDIS_URL: z
+    .string()
+    .trim()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .default('redis://127.0.0.1:6379'),
+  REDIS_KEY_PREFIX: z.string().trim().min(1).max(64).default('hbc:'),
   MAX_QUEUED_EVENTS: integer(1, 100_000).default(1_000),
   BATCH_TIMEOUT: seconds(0.01, DAY).default(120_000),
   CLIENT_TIMEOUT: seconds(0.01, DAY).default(30_000),
@@ -147,6 +158,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     batchSize: e.BATCH_SIZE,
     threshold: e.THRESHOLD,
     store: e.STORE,
+    redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
     maxQueuedEvents: e.MAX_QUEUED_EVENTS,
     batchTimeout: e.BATCH_TIMEOUT,
     clientTimeout: e.CLIENT_TIMEOUT,

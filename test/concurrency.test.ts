@@ -180,7 +180,7 @@ describe('concurrency', () => {
     const rand = rng(1);
     const sessionIds = ['a', 'b', 'c'].map((x) => uid(`pos-${x}`));
     await Promise.all(sessionIds.map((id) => createSession(id)));
-    const clientsBefore = server.app.store.clientCount;
+    const clientsBefore = await server.app.store.countClients();
 
     const plans = Array.from({ length: CLIENTS }, (_, i) => {
       let segment = Math.floor(rand() * 60);
@@ -239,7 +239,7 @@ describe('concurrency', () => {
       expect(inconsistencies(view)).toEqual([]);
     }
     // The store's own indexes agree: one record per client, no lock left behind.
-    expect(server.app.store.clientCount - clientsBefore).toBe(CLIENTS);
+    expect((await server.app.store.countClients()) - clientsBefore).toBe(CLIENTS);
     await eventually(() => server.app.coordinator.lockCount === 0);
   });
 
@@ -566,7 +566,7 @@ describe('concurrency', () => {
     const rand = rng(6);
     const id = uid('chaos');
     await createSession(id, { batchSize: BATCH, threshold: 3 });
-    const clientsBefore = server.app.store.clientCount;
+    const clientsBefore = await server.app.store.countClients();
     const base = server.app.coordinator.subscriptionCount;
     const needs = wsSubscribe<NeedEvent>(server.wsClient(), Q.batchNeeded, { streamSessionId: id });
     await subscriptionsReach(base + 1);
@@ -697,7 +697,7 @@ describe('concurrency', () => {
         quality: c.quality,
       })),
     ).toEqual(want);
-    expect(server.app.store.clientCount - clientsBefore).toBe(want.length);
+    expect((await server.app.store.countClients()) - clientsBefore).toBe(want.length);
 
     // Every announcement was well formed and never the previous one again.
     const events = needs.events.map((e) => e.data?.batchNeeded);

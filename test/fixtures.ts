@@ -3,8 +3,10 @@
  * clients for each transport. Everything made here is disposed in `afterAll`
  * through `leftovers`, so a failing test leaves no socket open.
  */
+import { randomUUID } from 'node:crypto';
 import { createParser } from 'eventsource-parser';
 import { type Client, createClient } from 'graphql-ws';
+import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { type Config, defaultConfig } from '../src/config.js';
 import { type App, buildApp } from '../src/server/app.js';
@@ -49,6 +51,7 @@ export async function startTestServer(
   // Tests of the contract run as admin with no rate limit; auth tests turn both on.
   const config: Config = {
     ...defaultConfig,
+    ...storeUnderTest(),
     authEnabled: false,
     positionUpdatesPerSecond: 0,
     wsMaxConnectionsPerToken: 10_000,
@@ -87,8 +90,39 @@ export async function startTestServer(
     async stop() {
       await Promise.all(clients.map((c) => c.dispose()));
       await app.stop();
+      if (config.store === 'redis') await deleteKeys(config.redisUrl, config.redisKeyPrefix);
     },
   };
+}
+
+/**
+ * The store the suite runs against: memory, or Redis with TEST_STORE=redis
+ * (`npm test` runs the integration suite once per store). Each server gets
+ * a key prefix of its own, deleted when it stops.
+ */
+export function storeUnderTest(): Partial<Config> {
+  if (process.env.TEST_STORE !== 'redis') return { store: 'memory' };
+  return {
+    store: 'redis',
+    redisUrl: process.env.REDIS_URL ?? defaultConfig.redisUrl,
+    redisKeyPrefix: `hbc-test:${randomUUID()}:`,
+  };
+}
+
+/** Deletes every key under a prefix. */
+export async function deleteKeys(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /** Runs one query or mutation over a graphql-ws client and returns its single result. */

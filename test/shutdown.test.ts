@@ -329,7 +329,7 @@ describe('stop() in process', () => {
       log: { info: () => {}, warn: () => {}, error: () => {} },
     });
     await good.start(0, '127.0.0.1');
-    expect(good.store.clientCount).toBe(1);
+    expect(await good.store.countClients()).toBe(1);
     await good.stop();
   });
 });

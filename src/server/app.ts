@@ -10,9 +10,12 @@ import { schema } from '../resolvers/index.js';
 import type { Context } from '../schema/builder.js';
 import type { Clock } from '../state/clock.js';
 import { BatchCoordinator } from '../state/coordinator.js';
-import { LocalEventBus } from '../state/events.js';
+import { type EventBus, LocalEventBus } from '../state/events.js';
 import { MemoryStore } from '../state/memory-store.js';
+import { RedisEventBus } from '../state/redis/redis-event-bus.js';
+import { RedisStore } from '../state/redis/redis-store.js';
 import { loadSnapshot, saveSnapshot } from '../state/snapshot-file.js';
+import type { StreamSessionStore } from '../state/store.js';
 import { isExpectedError, maskError, useContractErrorCodes } from './errors.js';
 import { protectionPlugins } from './protection.js';
 import { serveGraphQLOverWebSocket } from './websocket.js';
@@ -29,7 +32,9 @@ export interface AppOptions {
 
 export interface App {
   readonly coordinator: BatchCoordinator;
-  readonly store: MemoryStore;
+  readonly store: StreamSessionStore;
+  /** The embedded store, with STORE=memory (null with Redis). */
+  readonly memoryStore: MemoryStore | null;
   readonly authenticator: Authenticator;
   /** Tokens generated at start because none was configured, to show the operator once. */
   readonly generatedTokens: { readonly adminToken?: string; readonly encoderToken?: string };
@@ -55,8 +60,22 @@ export interface App {
  * two apps, so each test can run its own.
  */
 export function buildApp({ config, clock, log = console }: AppOptions): App {
-  const store = new MemoryStore(config);
-  const events = new LocalEventBus((error) => log.error('event listener failed', error));
+  const memoryStore = config.store === 'memory' ? new MemoryStore(config) : null;
+  const redisStore =
+    config.store === 'redis'
+      ? new RedisStore({
+          url: config.redisUrl,
+          keyPrefix: config.redisKeyPrefix,
+          timeouts: config,
+          sweepLease: Math.max(1_000, 5 * sweepInterval(config)),
+        })
+      : null;
+  const store: StreamSessionStore = (memoryStore ?? redisStore) as StreamSessionStore;
+  const onEventError = (error: unknown) => log.error('event delivery failed', error);
+  const events: EventBus =
+    redisStore !== null
+      ? new RedisEventBus(redisStore.redis, config.redisKeyPrefix, onEventError)
+      : new LocalEventBus(onEventError);
   const coordinator = new BatchCoordinator({
     store,
     events,
@@ -161,9 +180,9 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
     await closed;
     clearTimeout(cut);
     clearInterval(idle);
-    if (config.snapshotPath !== null) {
-      await saveSnapshot(config.snapshotPath, store.snapshot((clock ?? Date).now()));
-      log.info(`saved ${store.size} stream sessions to ${config.snapshotPath}`);
+    if (config.snapshotPath !== null && memoryStore !== null) {
+      await saveSnapshot(config.snapshotPath, memoryStore.snapshot((clock ?? Date).now()));
+      log.info(`saved ${memoryStore.size} stream sessions to ${config.snapshotPath}`);
     }
     await events.close();
     await store.close();
@@ -172,15 +191,25 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
   return {
     coordinator,
     store,
+    memoryStore,
     authenticator,
     generatedTokens: secrets.generated,
     async start(port = config.port, host = config.host) {
-      if (config.snapshotPath !== null) {
+      if (config.snapshotPath !== null && memoryStore !== null) {
         const snapshot = await loadSnapshot(config.snapshotPath);
         if (snapshot !== null) {
-          store.load(snapshot);
-          log.info(`loaded ${store.size} stream sessions from ${config.snapshotPath}`);
+          memoryStore.load(snapshot);
+          log.info(`loaded ${memoryStore.size} stream sessions from ${config.snapshotPath}`);
         }
+      }
+      if (redisStore !== null) {
+        // Not ready is not fatal: the client keeps reconnecting and /readyz says 503 meanwhile.
+        await redisStore.connect();
+        // Bounded: with Redis away, start anyway (not ready) rather than hang.
+        await Promise.race([
+          (events as RedisEventBus).ready().catch(() => {}),
+          new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
+        ]);
       }
       const address = await new Promise<AddressInfo>((resolve, reject) => {
         server.once('error', reject);

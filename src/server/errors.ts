@@ -28,6 +28,12 @@ export function maskError(error: unknown, message: string, isDev?: boolean): Err
       extensions: { code: original.code },
     });
   }
+  if ((original as Error | null)?.name === 'StoreUnavailableError') {
+    // Not a fault of the request, nor a secret: say it, so clients retry.
+    return createGraphQLError((original as Error).message, {
+      extensions: { code: 'INTERNAL_SERVER_ERROR', http: { status: 503 } },
+    });
+  }
   return withContractCode(maskUnexpected(error, message, isDev));
 }
 

@@ -265,6 +265,10 @@ export class MemoryStore implements StreamSessionStore {
     return this.endStreamSession(streamSessionId);
   }
 
+  async countClients(): Promise<number> {
+    return this.clientsByAge.size;
+  }
+
   async isReady(): Promise<boolean> {
     return true;
   }

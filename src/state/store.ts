@@ -88,6 +88,8 @@ export interface StreamSessionStore {
   /** Ends the session if it is still without clients past the idle timeout. */
   endIdleSession(streamSessionId: string, now: Instant): Promise<boolean>;
 
+  /** How many clients all sessions hold (metrics; tests check the indexes agree). */
+  countClients(): Promise<number>;
   /** True while the store answers. */
   isReady(): Promise<boolean>;
   close(): Promise<void>;

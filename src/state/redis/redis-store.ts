@@ -1,0 +1,375 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { shouldGenerateNextBatch } from '../batch-need.js';
+import { ConflictError, DomainError, NotFoundError } from '../errors.js';
+import type {
+  BatchNeed,
+  BatchNeededEvent,
+  BatchState,
+  ClientPosition,
+  Instant,
+  Quality,
+  SetCurrentBatchInput,
+  StreamSessionSettings,
+  StreamSessionView,
+  UpdateClientPositionInput,
+} from '../model.js';
+import type { Change, DueWork, StreamSessionStore, Timeouts } from '../store.js';
+import { SCRIPTS } from './lua.js';
+
+/** The store could not be reached: the change may be retried. */
+export class StoreUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super('The store (Redis) is unavailable; retry shortly.', { cause });
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+export interface RedisStoreOptions {
+  readonly url: string;
+  /** Every key starts with it, so deployments and test runs can share one Redis. */
+  readonly keyPrefix: string;
+  readonly timeouts: Timeouts;
+  /** Milliseconds a command may take before it fails (no hangs while Redis is away). */
+  readonly commandTimeout?: number;
+  /** Milliseconds the sweeper lease lasts without renewal (a few sweep intervals). */
+  readonly sweepLease?: number;
+}
+
+type ScriptName = keyof typeof SCRIPTS;
+type Scripted = Redis & Record<ScriptName, (...args: (string | number)[]) => Promise<unknown>>;
+
+interface LuaReply<T> {
+  result: T;
+  announcement: (BatchNeed & { sequence: number }) | false;
+}
+
+/**
+ * All state in Redis, for several instances behind one load balancer. Each
+ * change is one Lua script: one round trip, atomic, with the batch-need
+ * decision and its dedupe inside, so a need is announced once across the
+ * cluster. Reads of a whole session are one MULTI.
+ */
+export class RedisStore implements StreamSessionStore {
+  readonly redis: Scripted;
+  private readonly prefix: string;
+  private readonly timeouts: Timeouts;
+  private readonly instance = randomUUID();
+  private readonly sweepLease: number;
+
+  constructor(options: RedisStoreOptions) {
+    this.prefix = options.keyPrefix;
+    this.timeouts = options.timeouts;
+    this.sweepLease = options.sweepLease ?? 5_000;
+    this.redis = new Redis(options.url, {
+      // Fail fast while Redis is away instead of queueing (and hanging) requests.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.commandTimeout ?? 2_000,
+      connectTimeout: 2_000,
+      // Reconnect forever, backing off to one attempt a second.
+      retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
+      lazyConnect: true,
+    }) as Scripted;
+    for (const [name, lua] of Object.entries(SCRIPTS)) {
+      this.redis.defineCommand(name, { numberOfKeys: 0, lua });
+    }
+    // Errors surface through the commands that fail; this only keeps them off stderr.
+    this.redis.on('error', () => {});
+  }
+
+  /** Connects (the first connection may fail: the client keeps retrying). */
+  async connect(): Promise<void> {
+    await this.redis.connect().catch(() => {});
+  }
+
+  async createStreamSession(
+    settings: StreamSessionSettings,
+    now: Instant,
+  ): Promise<Change<StreamSessionView>> {
+    const reply = await this.run<true>(
+      'hbcCreate',
+      settings.id,
+      settings.videoSourcePath,
+      settings.segmentDuration,
+      settings.batchSize,
+      settings.threshold,
+      settings.startSegment,
+      now,
+    );
+    const view: StreamSessionView = {
+      ...settings,
+      currentBatch: null,
+      clientPositions: [],
+      furthestSegment: null,
+      slowestSegment: null,
+      shouldGenerateNextBatch: false,
+      createdAt: now,
+      updatedAt: now,
+    };
+    return { result: view, announcement: await this.event(settings.id, reply.announcement, view) };
+  }
+
+  async endStreamSession(id: string): Promise<boolean> {
+    return (await this.call('hbcEnd', id)) === 1;
+  }
+
+  async updateClientPosition(
+    input: UpdateClientPositionInput,
+    now: Instant,
+  ): Promise<Change<ClientPosition>> {
+    const { streamSessionId, sessionId, segmentNumber, quality } = input;
+    const reply = await this.run<true>(
+      'hbcUpdate',
+      streamSessionId,
+      sessionId,
+      segmentNumber,
+      quality,
+      now,
+    );
+    return {
+      result: { sessionId, segmentNumber, quality, lastUpdated: now },
+      announcement: await this.event(streamSessionId, reply.announcement),
+    };
+  }
+
+  async removeClient(
+    streamSessionId: string,
+    sessionId: string,
+    now: Instant,
+  ): Promise<Change<boolean>> {
+    const reply = await this.run<boolean>('hbcRemove', streamSessionId, sessionId, now);
+    return {
+      result: reply.result,
+      announcement: await this.event(streamSessionId, reply.announcement),
+    };
+  }
+
+  async setCurrentBatch(input: SetCurrentBatchInput, now: Instant): Promise<Change<BatchState>> {
+    const reply = await this.run<BatchState>(
+      'hbcSetBatch',
+      input.streamSessionId,
+      input.batchNumber,
+      input.startSegment,
+      input.endSegment,
+      input.videoSourcePath,
+      input.videoStartOffset,
+      now,
+      this.timeouts.batchTimeout,
+    );
+    return {
+      result: batch(reply.result),
+      announcement: await this.event(input.streamSessionId, reply.announcement),
+    };
+  }
+
+  async completeBatch(
+    streamSessionId: string,
+    batchNumber: number,
+    now: Instant,
+  ): Promise<Change<BatchState>> {
+    const reply = await this.run<BatchState>('hbcComplete', streamSessionId, batchNumber, now);
+    return {
+      result: batch(reply.result),
+      announcement: await this.event(streamSessionId, reply.announcement),
+    };
+  }
+
+  async getStreamSession(id: string): Promise<StreamSessionView | null> {
+    const p = this.prefix;
+    const results = await this.guard(() =>
+      this.redis
+        .multi()
+        .hgetall(`${p}s:${id}`)
+        .hgetall(`${p}c:${id}`)
+        .zrevrange(`${p}z:${id}`, 0, 0, 'WITHSCORES')
+        .zrange(`${p}z:${id}`, '0', '0', 'WITHSCORES')
+        .exec(),
+    );
+    const [session, clients, top, bottom] = (results ?? []).map(([error, value]) => {
+      if (error) throw new StoreUnavailableError(error);
+      return value;
+    }) as [Record<string, string>, Record<string, string>, string[], string[]];
+    if (session === undefined || Object.keys(session).length === 0) return null;
+    return view(id, session, clients, top, bottom);
+  }
+
+  async listStreamSessions(limit: number, offset: number): Promise<StreamSessionView[]> {
+    if (limit === 0) return [];
+    const ids = await this.guard(() =>
+      this.redis.zrange(`${this.prefix}sessions`, String(offset), String(offset + limit - 1)),
+    );
+    const views = await Promise.all(ids.map((id) => this.getStreamSession(id)));
+    return views.filter((v) => v !== null);
+  }
+
+  async pendingNeeds(streamSessionId?: string): Promise<BatchNeededEvent[]> {
+    const needs = JSON.parse(
+      (await this.call('hbcPending', streamSessionId ?? '')) as string,
+    ) as Array<BatchNeed & { sequence: number; streamSessionId: string }>;
+    const events = await Promise.all(
+      needs.map(async ({ streamSessionId: id, ...need }) => {
+        const session = await this.getStreamSession(id);
+        return session && { ...normalize(need), streamSession: session };
+      }),
+    );
+    return events.filter((e) => e !== null);
+  }
+
+  async dueWork(now: Instant, limit: number): Promise<DueWork[]> {
+    const { clientTimeout, idleTimeout } = this.timeouts;
+    return JSON.parse(
+      (await this.call(
+        'hbcDueWork',
+        now,
+        clientTimeout,
+        idleTimeout,
+        limit,
+        this.instance,
+        this.sweepLease,
+      )) as string,
+    ) as DueWork[];
+  }
+
+  async expireClient(
+    streamSessionId: string,
+    sessionId: string,
+    now: Instant,
+  ): Promise<Change<boolean>> {
+    const reply = await this.run<boolean>(
+      'hbcExpireClient',
+      streamSessionId,
+      sessionId,
+      now,
+      this.timeouts.clientTimeout,
+    );
+    return {
+      result: reply.result,
+      announcement: await this.event(streamSessionId, reply.announcement),
+    };
+  }
+
+  async stallBatch(
+    streamSessionId: string,
+    batchNumber: number,
+    now: Instant,
+  ): Promise<Change<boolean>> {
+    const reply = await this.run<boolean>(
+      'hbcStallBatch',
+      streamSessionId,
+      batchNumber,
+      now,
+      this.timeouts.batchTimeout,
+    );
+    return {
+      result: reply.result,
+      announcement: await this.event(streamSessionId, reply.announcement),
+    };
+  }
+
+  async endIdleSession(streamSessionId: string, now: Instant): Promise<boolean> {
+    return (await this.call('hbcEndIdle', streamSessionId, now, this.timeouts.idleTimeout)) === 1;
+  }
+
+  async countClients(): Promise<number> {
+    return this.guard(() => this.redis.zcard(`${this.prefix}dl:c`));
+  }
+
+  async isReady(): Promise<boolean> {
+    try {
+      return (await this.redis.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+
+  /** Runs a script that answers `{ result, announcement }` as JSON. */
+  private async run<T>(name: ScriptName, ...args: (string | number)[]): Promise<LuaReply<T>> {
+    return JSON.parse((await this.call(name, ...args)) as string) as LuaReply<T>;
+  }
+
+  /** Runs a script; its error replies become the domain's errors. */
+  private call(name: ScriptName, ...args: (string | number)[]): Promise<unknown> {
+    return this.guard(() => this.redis[name](this.prefix, ...args));
+  }
+
+  private async guard<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      const message = (error as Error).message ?? '';
+      const [code, ...rest] = message.split(' ');
+      if (code === 'NOT_FOUND') throw new NotFoundError(rest.join(' '));
+      if (code === 'CONFLICT') throw new ConflictError(rest.join(' '));
+      if (error instanceof DomainError) throw error;
+      throw new StoreUnavailableError(error);
+    }
+  }
+
+  /** An announcement with the session it is about, read after the change. */
+  private async event(
+    streamSessionId: string,
+    announcement: LuaReply<unknown>['announcement'],
+    known?: StreamSessionView,
+  ): Promise<BatchNeededEvent | null> {
+    if (announcement === false) return null;
+    const session = known ?? (await this.getStreamSession(streamSessionId));
+    if (session === null) return null;
+    return { ...normalize(announcement), streamSession: session };
+  }
+}
+
+/** cjson leaves out nil fields and writes an empty list as {}. */
+function normalize<T extends BatchNeed & { sequence: number }>(need: T): T {
+  return {
+    ...need,
+    furthestSegment: need.furthestSegment ?? null,
+    qualities: Array.isArray(need.qualities) ? need.qualities : [],
+  };
+}
+
+function batch(b: BatchState): BatchState {
+  return { ...b, generationEnded: b.generationEnded ?? null };
+}
+
+function view(
+  id: string,
+  s: Record<string, string>,
+  clients: Record<string, string>,
+  top: string[],
+  bottom: string[],
+): StreamSessionView {
+  const currentBatch = s.b ? batch(JSON.parse(s.b) as BatchState) : null;
+  const clientPositions: ClientPosition[] = Object.entries(clients)
+    .map(([sessionId, value]) => {
+      const [segment, quality, lastUpdated] = value.split('|');
+      return {
+        sessionId,
+        segmentNumber: Number(segment),
+        quality: quality as Quality,
+        lastUpdated: Number(lastUpdated),
+      };
+    })
+    .sort((a, b) => (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0));
+  const furthestSegment = top.length === 2 ? Number(top[1]) : null;
+  const threshold = Number(s.th);
+  return {
+    id,
+    videoSourcePath: s.vsp as string,
+    segmentDuration: Number(s.sd),
+    batchSize: Number(s.bs),
+    threshold,
+    startSegment: Number(s.ss),
+    currentBatch,
+    clientPositions,
+    furthestSegment,
+    slowestSegment: bottom.length === 2 ? Number(bottom[1]) : null,
+    shouldGenerateNextBatch: shouldGenerateNextBatch(currentBatch, furthestSegment, threshold),
+    createdAt: Number(s.ca),
+    updatedAt: Number(s.ua),
+  };
+}
