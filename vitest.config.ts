@@ -3,7 +3,11 @@ import { defineConfig } from 'vitest/config';
 
 const require = createRequire(import.meta.url);
 
-/** The suite that talks to the server through its API: it runs once per store. */
+/**
+ * The suite that talks to the server through its API and depends on the
+ * store: it runs once per store. (Access control and request limits do not
+ * touch the store, and read the memory store's snapshot: memory only.)
+ */
 const integration = [
   'test/http.test.ts',
   'test/sse.test.ts',
@@ -13,8 +17,6 @@ const integration = [
   'test/audit.test.ts',
   'test/lifecycle.test.ts',
   'test/websocket-health.test.ts',
-  'test/auth.test.ts',
-  'test/limits.test.ts',
 ];
 
 export default defineConfig({

@@ -157,6 +157,7 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
 
   const webSockets = serveGraphQLOverWebSocket(server, yoga, GRAPHQL_PATH, {
     authenticator,
+    maxMessageBytes: config.maxBodyBytes,
     maxConnectionsPerToken: config.wsMaxConnectionsPerToken,
     maxSubscriptionsPerToken: config.wsMaxSubscriptionsPerToken,
     pingInterval: config.wsPingInterval,

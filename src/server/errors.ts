@@ -37,6 +37,19 @@ export function maskError(error: unknown, message: string, isDev?: boolean): Err
   return withContractCode(maskUnexpected(error, message, isDev));
 }
 
+/** The codes the contract promises, plus yoga's own for masked unexpected errors. */
+const CONTRACT_CODES = new Set([
+  'BAD_USER_INPUT',
+  'NOT_FOUND',
+  'CONFLICT',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'RATE_LIMITED',
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'INTERNAL_SERVER_ERROR',
+]);
+
 interface WithExtensions extends Error {
   extensions?: { code?: unknown; http?: { status?: number } };
 }
@@ -50,9 +63,11 @@ function withContractCode(error: Error): Error {
   const status = extensions?.http?.status;
   const code = extensions?.code;
   let contractCode: string | undefined;
-  if (code === 'BAD_REQUEST') contractCode = 'BAD_USER_INPUT';
-  else if (code === undefined && status === 403) contractCode = 'FORBIDDEN';
+  if (code === undefined && status === 403) contractCode = 'FORBIDDEN';
   else if (code === undefined && status !== undefined && status >= 400 && status < 500) {
+    contractCode = 'BAD_USER_INPUT';
+  } else if (typeof code === 'string' && !CONTRACT_CODES.has(code)) {
+    // BAD_REQUEST, OPERATION_RESOLUTION_FAILURE and the like: the request is at fault.
     contractCode = 'BAD_USER_INPUT';
   }
   if (contractCode === undefined) return error;

@@ -33,7 +33,9 @@ export function protectionPlugins({ development }: ProtectionOptions): Plugin[] 
   const armor = new EnvelopArmor({
     maxDepth: { n: 10, ignoreIntrospection: true, ...report },
     maxAliases: { n: 30, ...report },
-    maxTokens: { n: 2_000, ...report },
+    // Counted while parsing, where there is no validation context to report
+    // to: thrown, it is a parse error (GRAPHQL_PARSE_FAILED).
+    maxTokens: { n: 2_000 },
     maxDirectives: { n: 20, ...report },
     costLimit: { maxCost: 5_000, ignoreIntrospection: true, ...report },
     blockFieldSuggestion: { enabled: !development },

@@ -22,6 +22,8 @@ export interface WebSocketOptions {
   readonly maxConnectionsPerToken: number;
   /** Subscriptions one token may hold open at once; past it, a new one gets RATE_LIMITED. */
   readonly maxSubscriptionsPerToken: number;
+  /** Largest message a client may send; past it, the socket closes with 1009. */
+  readonly maxMessageBytes: number;
   /** Milliseconds between pings; a socket that has not answered the last one is dropped. */
   readonly pingInterval: number;
   /** Milliseconds to wait for connection_init before closing with 4408. */
@@ -61,7 +63,8 @@ export function serveGraphQLOverWebSocket(
   path: string,
   options: WebSocketOptions,
 ): { close(): Promise<void> } {
-  const wss = new WebSocketServer({ server, path });
+  // The same cap on one message as on one HTTP request body.
+  const wss = new WebSocketServer({ server, path, maxPayload: options.maxMessageBytes });
   const connections = new Counter();
   const subscriptions = new Counter();
   const graphqlWs = useServer<Record<string, unknown> | undefined, ConnectionState>(
@@ -121,11 +124,20 @@ export function serveGraphQLOverWebSocket(
         }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
+        const operation = getOperationAST(document, payload.operationName);
+        if (operation == null) {
+          // Said here, with a code, rather than by graphql-ws without one.
+          return [
+            new GraphQLError(
+              payload.operationName
+                ? `No operation named '${payload.operationName}' in the document.`
+                : 'The document holds several operations: name the one to run (operationName).',
+              { extensions: { code: 'BAD_USER_INPUT' } },
+            ),
+          ];
+        }
         const { key, subscriptions: open } = ctx.extra;
-        if (
-          key !== undefined &&
-          getOperationAST(document, payload.operationName)?.operation === 'subscription'
-        ) {
+        if (key !== undefined && operation.operation === 'subscription') {
           if (subscriptions.get(key) >= options.maxSubscriptionsPerToken) {
             return [
               new GraphQLError(
