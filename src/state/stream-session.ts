@@ -302,8 +302,12 @@ export class StreamSession {
    * none or it was already announced. Call after every change.
    */
   announceNeed(): { need: BatchNeed; sequence: number } | null {
-    // A batch being generated makes no need unless it stalled: skip the work.
-    if (this.batch !== null && !this.batch.isComplete && !this.isStalled) return null;
+    // The hot path: most updates leave a batch generating (not stalled), or a
+    // complete one far from the viewers; say so before building any need.
+    const batch = this.batch;
+    if (batch !== null && (batch.isComplete ? !this.shouldGenerateNextBatch() : !this.isStalled)) {
+      return null;
+    }
     const need = this.batchNeed();
     if (need === null || !isNewNeed(this.announced, need, this.stallSerial)) return null;
     this.announced = {
