@@ -12,6 +12,10 @@ import { defaultConfig } from '../src/config.js';
 import { buildApp } from '../src/server/app.js';
 import { ManualClock } from '../src/state/clock.js';
 import {
+  ADMIN_TOKEN,
+  authOverrides,
+  CLIENT_TOKEN_SECRET,
+  ENCODER_TOKEN,
   type GraphQLResponse,
   Q,
   sseSubscribe,
@@ -19,24 +23,9 @@ import {
   type TestServer,
 } from './fixtures.js';
 
-const ADMIN_TOKEN = 'a'.repeat(24);
-const ENCODER_TOKEN = 'e'.repeat(24);
-const CLIENT_TOKEN_SECRET = 's'.repeat(40);
 const OTHER_SECRET = 'x'.repeat(40);
 const ISSUER = 'hls-batch-coordinator';
 const AUDIENCE = 'player';
-const HOUR = 3_600_000;
-
-const authOverrides = {
-  authEnabled: true,
-  adminToken: ADMIN_TOKEN,
-  encoderToken: ENCODER_TOKEN,
-  clientTokenSecret: CLIENT_TOKEN_SECRET,
-  // Nothing expires behind a row's back, however long the file takes.
-  clientTimeout: 24 * HOUR,
-  batchTimeout: 24 * HOUR,
-  idleTimeout: 24 * HOUR,
-};
 
 const bearer = (token: string) => `Bearer ${token}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

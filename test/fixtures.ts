@@ -312,3 +312,24 @@ export const Q = {
     }
   }`,
 } as const;
+
+/** Fixed secrets for the tests of access control. */
+export const ADMIN_TOKEN = 'a'.repeat(24);
+export const ENCODER_TOKEN = 'e'.repeat(24);
+export const CLIENT_TOKEN_SECRET = 's'.repeat(40);
+
+const DAY = 86_400_000;
+
+/**
+ * Overrides that turn access control on with the secrets above; nothing
+ * expires behind a test's back, however long the file takes.
+ */
+export const authOverrides = {
+  authEnabled: true,
+  adminToken: ADMIN_TOKEN,
+  encoderToken: ENCODER_TOKEN,
+  clientTokenSecret: CLIENT_TOKEN_SECRET,
+  clientTimeout: DAY,
+  batchTimeout: DAY,
+  idleTimeout: DAY,
+} as const;

@@ -10,12 +10,16 @@ import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { ManualClock } from '../src/state/clock.js';
-import { type GraphQLResponse, Q, startTestServer, type TestServer } from './fixtures.js';
+import {
+  ADMIN_TOKEN,
+  authOverrides,
+  ENCODER_TOKEN,
+  type GraphQLResponse,
+  Q,
+  startTestServer,
+  type TestServer,
+} from './fixtures.js';
 
-const ADMIN_TOKEN = 'a'.repeat(24);
-const ENCODER_TOKEN = 'e'.repeat(24);
-const CLIENT_TOKEN_SECRET = 's'.repeat(40);
-const HOUR = 3_600_000;
 const RUNS = 100;
 
 const CODES = new Set([
@@ -362,18 +366,7 @@ async function expectServing(): Promise<void> {
 }
 
 beforeAll(async () => {
-  server = await startTestServer(
-    {
-      authEnabled: true,
-      adminToken: ADMIN_TOKEN,
-      encoderToken: ENCODER_TOKEN,
-      clientTokenSecret: CLIENT_TOKEN_SECRET,
-      clientTimeout: 24 * HOUR,
-      batchTimeout: 24 * HOUR,
-      idleTimeout: 24 * HOUR,
-    },
-    new ManualClock(),
-  );
+  server = await startTestServer(authOverrides, new ManualClock());
   const admin = { authorization: bearer(ADMIN_TOKEN) };
   for (const id of ['h-1', 'h-2']) {
     const created = await server.gql(

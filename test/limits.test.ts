@@ -11,26 +11,17 @@ import WebSocket from 'ws';
 import { defaultConfig } from '../src/config.js';
 import { ManualClock } from '../src/state/clock.js';
 import {
+  ADMIN_TOKEN,
+  authOverrides,
   createDeferred,
+  ENCODER_TOKEN,
   type GraphQLResponse,
   Q,
   startTestServer,
   type TestServer,
 } from './fixtures.js';
 
-const ADMIN_TOKEN = 'a'.repeat(24);
-const ENCODER_TOKEN = 'e'.repeat(24);
-const CLIENT_TOKEN_SECRET = 's'.repeat(40);
-const HOUR = 3_600_000;
-const auth = {
-  authEnabled: true,
-  adminToken: ADMIN_TOKEN,
-  encoderToken: ENCODER_TOKEN,
-  clientTokenSecret: CLIENT_TOKEN_SECRET,
-  clientTimeout: 24 * HOUR,
-  batchTimeout: 24 * HOUR,
-  idleTimeout: 24 * HOUR,
-};
+const auth = authOverrides;
 const POSITION_LIMIT = 5;
 const CONNECTION_CAP = 2;
 const SUBSCRIPTION_CAP = 2;
