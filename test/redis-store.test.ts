@@ -3,7 +3,8 @@
  * that go with their session. (The shared integration suite runs on it too.)
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { defaultConfig } from '../src/config.js';
 import { RedisStore } from '../src/state/redis/redis-store.js';
 import { deleteKeys } from './fixtures.js';
@@ -60,7 +61,7 @@ describe('RedisStore', () => {
     expect(roundTrips).toBe(updates);
   });
 
-  it('decides the need in the same trip: an update that announces reads the session once more', async () => {
+  it('decides and publishes the need in the same trip as the update', async () => {
     await store.createStreamSession(settings('rt2'), 1);
     await store.setCurrentBatch(
       {
@@ -74,30 +75,46 @@ describe('RedisStore', () => {
       2,
     );
     await store.completeBatch('rt2', 0, 3);
-    commands = [];
-    const change = await store.updateClientPosition(
-      { streamSessionId: 'rt2', sessionId: 'p', segmentNumber: 15, quality: '1080p' },
-      4,
-    );
-    expect(change.announcement).toMatchObject({
-      reason: 'APPROACHING_END',
-      batchNumber: 1,
-      startSegment: 20,
-      endSegment: 39,
-      furthestSegment: 15,
-      qualities: ['1080p'],
-    });
-    // The script (change + decision), then one pipelined MULTI for the session the event shows.
-    expect(commands).toEqual([
-      'evalsha',
-      'multi',
-      'hgetall',
-      'hgetall',
-      'zrevrange',
-      'zrange',
-      'exec',
-    ]);
-    expect(change.announcement?.streamSession.clientPositions).toHaveLength(1);
+    const listener = new Redis(url);
+    const published: unknown[] = [];
+    listener.on('message', (_channel, message) => published.push(JSON.parse(message)));
+    await listener.subscribe(`${prefix}events`);
+    try {
+      commands = [];
+      const change = await store.updateClientPosition(
+        { streamSessionId: 'rt2', sessionId: 'p', segmentNumber: 15, quality: '1080p' },
+        4,
+      );
+      // The script changed, decided and published: one command, one round trip.
+      expect(commands).toEqual(['evalsha']);
+      expect(change.announcement).toBeNull();
+      await vi.waitFor(() => expect(published).toHaveLength(1));
+      expect(published[0]).toMatchObject({
+        type: 'batchNeeded',
+        streamSessionId: 'rt2',
+        need: {
+          reason: 'APPROACHING_END',
+          batchNumber: 1,
+          startSegment: 20,
+          endSegment: 39,
+          furthestSegment: 15,
+          qualities: ['1080p'],
+        },
+      });
+      // A further update of the same need publishes nothing.
+      await store.updateClientPosition(
+        { streamSessionId: 'rt2', sessionId: 'p', segmentNumber: 16, quality: '1080p' },
+        5,
+      );
+      await store.endStreamSession('rt2', 6);
+      await vi.waitFor(() => expect(published).toHaveLength(2));
+      expect(published[1]).toMatchObject({
+        type: 'streamSessionEnded',
+        event: { id: 'rt2', reason: 'ENDED' },
+      });
+    } finally {
+      listener.disconnect();
+    }
   });
 
   it('deletes every key of a session when it ends, so Redis does not grow', async () => {
@@ -113,7 +130,7 @@ describe('RedisStore', () => {
     const members = async () =>
       (await store.redis.zrange(`${prefix}dl:c`, '0', '-1')).filter((m) => m.startsWith('gone\n'));
     expect(await members()).toHaveLength(5);
-    expect(await store.endStreamSession('gone')).toBe(true);
+    expect(await store.endStreamSession('gone', 3)).toBe(true);
     expect(await keysOf()).toBe(0);
     expect(await members()).toHaveLength(0);
     expect(await store.redis.zscore(`${prefix}sessions`, 'gone')).toBeNull();

@@ -74,7 +74,12 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
   const onEventError = (error: unknown) => log.error('event delivery failed', error);
   const events: EventBus =
     redisStore !== null
-      ? new RedisEventBus(redisStore.redis, config.redisKeyPrefix, onEventError)
+      ? new RedisEventBus(
+          redisStore.redis,
+          config.redisKeyPrefix,
+          (id) => redisStore.getStreamSession(id),
+          onEventError,
+        )
       : new LocalEventBus(onEventError);
   const coordinator = new BatchCoordinator({
     store,

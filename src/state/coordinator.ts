@@ -109,7 +109,7 @@ export class BatchCoordinator {
   /** True when the session existed; subscribers hear it ENDED. */
   endStreamSession(id: string): Promise<boolean> {
     return this.exclusive(id, async () => {
-      const ended = await this.store.endStreamSession(id);
+      const ended = await this.store.endStreamSession(id, this.clock.now());
       if (ended) this.publishEnded(id, StreamSessionEndReason.ENDED);
       return ended;
     });
@@ -225,6 +225,9 @@ export class BatchCoordinator {
   startSweeper(intervalMs: number): void {
     if (this.sweeper !== null || this.closed) return;
     this.sweeper = setInterval(() => {
+      // A tick that finds the last sweep still running leaves it alone (and
+      // does not report its result a second time).
+      if (this.sweeping !== null) return;
       this.sweep().then(
         (report) => {
           if (report.clientsExpired + report.batchesStalled + report.sessionsEnded > 0) {
@@ -246,7 +249,8 @@ export class BatchCoordinator {
     this.closed = true;
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.sweeper = null;
-    await this.sweeping;
+    // A sweep that failed (the store away) must not stop the shutdown.
+    await this.sweeping?.catch(() => {});
     await Promise.all([...this.locks.values()].map(({ mutex }) => mutex.waitForUnlock()));
     for (const end of [...this.subscriptions]) end();
   }
@@ -344,6 +348,7 @@ export class BatchCoordinator {
   }
 
   private publishEnded(id: string, reason: StreamSessionEndReason): void {
+    if (this.store.publishesEvents) return;
     this.events.publish({
       type: 'streamSessionEnded',
       event: { id, reason, endedAt: this.clock.now() },
@@ -354,7 +359,9 @@ export class BatchCoordinator {
   private change<T>(streamSessionId: string, run: () => Promise<Change<T>>): Promise<T> {
     return this.exclusive(streamSessionId, async () => {
       const { result, announcement } = await run();
-      if (announcement !== null) this.events.publish({ type: 'batchNeeded', event: announcement });
+      if (announcement !== null && !this.store.publishesEvents) {
+        this.events.publish({ type: 'batchNeeded', event: announcement });
+      }
       return result;
     });
   }

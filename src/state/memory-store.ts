@@ -41,6 +41,7 @@ export interface MemoryStoreSnapshot {
  * order is deadline order).
  */
 export class MemoryStore implements StreamSessionStore {
+  readonly publishesEvents = false;
   // A Map iterates in insertion order: oldest first, as the contract lists them.
   private readonly sessions = new Map<string, StreamSession>();
   /** Every client, least recently updated first. */
@@ -109,7 +110,7 @@ export class MemoryStore implements StreamSessionStore {
     return { result: session.view(), announcement: announcement(session) };
   }
 
-  async endStreamSession(id: string): Promise<boolean> {
+  async endStreamSession(id: string, _now?: Instant): Promise<boolean> {
     const session = this.sessions.get(id);
     if (session === undefined) return false;
     this.sessions.delete(id);
@@ -262,7 +263,7 @@ export class MemoryStore implements StreamSessionStore {
     const session = this.sessions.get(streamSessionId);
     const since = session && this.idleSince.get(session);
     if (since === undefined || since + this.timeouts.idleTimeout > now) return false;
-    return this.endStreamSession(streamSessionId);
+    return this.endStreamSession(streamSessionId, now);
   }
 
   async countClients(): Promise<number> {

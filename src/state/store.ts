@@ -49,13 +49,20 @@ export type DueWork =
  * change the session's state refuses; nothing changes when either is thrown.
  */
 export interface StreamSessionStore {
+  /**
+   * True when the store publishes the events its changes cause itself, in
+   * the same atomic step (Redis: PUBLISH inside the script), so that no
+   * announcement is lost between a change and its event; the coordinator
+   * then publishes none, and the announcements it gets back are null.
+   */
+  readonly publishesEvents: boolean;
   /** ConflictError when the id is taken. */
   createStreamSession(
     settings: StreamSessionSettings,
     now: Instant,
   ): Promise<Change<StreamSessionView>>;
   /** True when the session existed; its clients and batch go with it. */
-  endStreamSession(id: string): Promise<boolean>;
+  endStreamSession(id: string, now: Instant): Promise<boolean>;
   updateClientPosition(
     input: UpdateClientPositionInput,
     now: Instant,

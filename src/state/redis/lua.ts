@@ -93,7 +93,16 @@ local function announce(s)
     endSegment = nd.endSegment, stalls = s.ser }))
   nd.qualities = qualities(s.id)
   nd.sequence = s.n
+  -- Published in the same atomic step as the change: no instance can make the
+  -- change and lose the event (the bus adds the session view on delivery).
+  redis.call('PUBLISH', P .. 'events',
+    cjson.encode({ type = 'batchNeeded', streamSessionId = s.id, need = nd }))
   return nd
+end
+
+local function publishEnded(id, reason, now)
+  redis.call('PUBLISH', P .. 'events', cjson.encode({ type = 'streamSessionEnded',
+    event = { id = id, reason = reason, endedAt = now } }))
 end
 
 -- The need pending now, as it was announced while it is the same need.
@@ -155,11 +164,12 @@ redis.call('ZADD', P .. 'dl:i', now, id)
 return reply(true, announce(load(id)))
 `;
 
-/** ARGV: prefix, id */
+/** ARGV: prefix, id, now */
 const END = `
 local id = ARGV[2]
 if redis.call('EXISTS', skey(id)) == 0 then return 0 end
 endSession(id)
+publishEnded(id, 'ENDED', tonumber(ARGV[3]))
 return 1
 `;
 
@@ -290,6 +300,7 @@ if redis.call('HLEN', ckey(id)) > 0 then
   return 0
 end
 endSession(id)
+publishEnded(id, 'IDLE', tonumber(ARGV[3]))
 return 1
 `;
 

@@ -1,20 +1,37 @@
 import type { Redis } from 'ioredis';
 import type { CoordinatorEvent, EventBus, Unsubscribe } from '../events.js';
+import type { BatchNeed, StreamSessionView } from '../model.js';
+
+const READ_ATTEMPTS = 20;
+const READ_RETRY_DELAY = 250; // ms: 5 s in all, longer than a reconnection takes
+
+/** What the store's scripts publish: a need without its session view (see lua.ts). */
+interface PublishedNeed {
+  readonly type: 'batchNeeded';
+  readonly streamSessionId: string;
+  readonly need: BatchNeed & { readonly sequence: number };
+}
 
 /**
  * Events through Redis pub/sub, so a subscriber on any instance hears what
- * any instance announced, exactly once: the instance whose change made the
- * announcement publishes it, and every instance (itself included) delivers
- * what arrives on the channel to its local listeners.
+ * any instance announced, exactly once: the store's scripts publish each
+ * event in the same atomic step as the change that caused it, and every
+ * instance (itself included) delivers what arrives on the channel to its
+ * local listeners, in order, after adding the session view a need shows.
  */
 export class RedisEventBus implements EventBus {
   private readonly listeners = new Set<(event: CoordinatorEvent) => void>();
   private readonly subscriber: Redis;
   private readonly channel: string;
 
+  // Arrivals are handled one after another, so events keep their order even
+  // though completing a need reads its session first.
+  private delivered: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly publisher: Redis,
     keyPrefix: string,
+    private readonly resolveSession: (id: string) => Promise<StreamSessionView | null>,
     private readonly onError: (error: unknown) => void = () => {},
   ) {
     this.channel = `${keyPrefix}events`;
@@ -24,26 +41,71 @@ export class RedisEventBus implements EventBus {
     this.subscriber.subscribe(this.channel).catch(onError);
     this.subscriber.on('message', (channel, message) => {
       if (channel !== this.channel) return;
-      let event: CoordinatorEvent;
+      this.delivered = this.delivered.then(
+        () => this.deliver(message),
+        () => this.deliver(message),
+      );
+    });
+  }
+
+  private async deliver(message: string): Promise<void> {
+    let event: CoordinatorEvent | null;
+    try {
+      event = await this.complete(JSON.parse(message) as CoordinatorEvent | PublishedNeed);
+    } catch (error) {
+      this.onError(error);
+      return;
+    }
+    if (event === null) return;
+    for (const listener of this.listeners) {
       try {
-        event = JSON.parse(message) as CoordinatorEvent;
+        listener(event);
       } catch (error) {
         this.onError(error);
-        return;
       }
-      for (const listener of this.listeners) {
-        try {
-          listener(event);
-        } catch (error) {
-          this.onError(error);
-        }
-      }
-    });
+    }
+  }
+
+  /** A need from a script gets the session it is about; a session gone since drops it. */
+  private async complete(
+    message: CoordinatorEvent | PublishedNeed,
+  ): Promise<CoordinatorEvent | null> {
+    if (!('need' in message)) return message;
+    // No listener, no read: the view is built only for someone to see it.
+    if (this.listeners.size === 0) return null;
+    const session = await this.withRetries(() => this.resolveSession(message.streamSessionId));
+    if (session === null) return null;
+    const { need } = message;
+    return {
+      type: 'batchNeeded',
+      event: {
+        ...need,
+        // cjson leaves out nil fields and writes an empty list as {}.
+        furthestSegment: need.furthestSegment ?? null,
+        qualities: Array.isArray(need.qualities) ? need.qualities : [],
+        streamSession: session,
+      },
+    };
   }
 
   /** Resolves once the subscription is in place (so no event published after is missed). */
   async ready(): Promise<void> {
     await this.subscriber.subscribe(this.channel);
+  }
+
+  /**
+   * A need published as Redis came back may arrive before the store trusts
+   * Redis again: try the read a few times before giving the event up.
+   */
+  private async withRetries<T>(read: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await read();
+      } catch (error) {
+        if (attempt >= READ_ATTEMPTS) throw error;
+        await new Promise((resolve) => setTimeout(resolve, READ_RETRY_DELAY));
+      }
+    }
   }
 
   publish(event: CoordinatorEvent): void {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Redis, ReplyError } from 'ioredis';
 import { shouldGenerateNextBatch } from '../batch-need.js';
 import { ConflictError, DomainError, NotFoundError } from '../errors.js';
 import type {
@@ -36,12 +36,14 @@ export interface RedisStoreOptions {
   readonly sweepLease?: number;
 }
 
+// How often a store marked down asks Redis whether it is back.
+const PROBE_INTERVAL = 250; // ms
+
 type ScriptName = keyof typeof SCRIPTS;
 type Scripted = Redis & Record<ScriptName, (...args: (string | number)[]) => Promise<unknown>>;
 
 interface LuaReply<T> {
   result: T;
-  announcement: (BatchNeed & { sequence: number }) | false;
 }
 
 /**
@@ -51,10 +53,15 @@ interface LuaReply<T> {
  * cluster. Reads of a whole session are one MULTI.
  */
 export class RedisStore implements StreamSessionStore {
+  /** Its scripts publish batchNeeded and streamSessionEnded themselves (see lua.ts). */
+  readonly publishesEvents = true;
   readonly redis: Scripted;
   private readonly prefix: string;
   private readonly timeouts: Timeouts;
   private readonly instance = randomUUID();
+  /** True from a failed command until a probe gets an answer. */
+  private down = false;
+  private closed = false;
   private readonly sweepLease: number;
 
   constructor(options: RedisStoreOptions) {
@@ -107,11 +114,11 @@ export class RedisStore implements StreamSessionStore {
       createdAt: now,
       updatedAt: now,
     };
-    return { result: view, announcement: await this.event(settings.id, reply.announcement, view) };
+    return { result: view, announcement: null };
   }
 
-  async endStreamSession(id: string): Promise<boolean> {
-    return (await this.call('hbcEnd', id)) === 1;
+  async endStreamSession(id: string, now: Instant): Promise<boolean> {
+    return (await this.call('hbcEnd', id, now)) === 1;
   }
 
   async updateClientPosition(
@@ -129,7 +136,7 @@ export class RedisStore implements StreamSessionStore {
     );
     return {
       result: { sessionId, segmentNumber, quality, lastUpdated: now },
-      announcement: await this.event(streamSessionId, reply.announcement),
+      announcement: null,
     };
   }
 
@@ -141,7 +148,7 @@ export class RedisStore implements StreamSessionStore {
     const reply = await this.run<boolean>('hbcRemove', streamSessionId, sessionId, now);
     return {
       result: reply.result,
-      announcement: await this.event(streamSessionId, reply.announcement),
+      announcement: null,
     };
   }
 
@@ -159,7 +166,7 @@ export class RedisStore implements StreamSessionStore {
     );
     return {
       result: batch(reply.result),
-      announcement: await this.event(input.streamSessionId, reply.announcement),
+      announcement: null,
     };
   }
 
@@ -171,7 +178,7 @@ export class RedisStore implements StreamSessionStore {
     const reply = await this.run<BatchState>('hbcComplete', streamSessionId, batchNumber, now);
     return {
       result: batch(reply.result),
-      announcement: await this.event(streamSessionId, reply.announcement),
+      announcement: null,
     };
   }
 
@@ -245,7 +252,7 @@ export class RedisStore implements StreamSessionStore {
     );
     return {
       result: reply.result,
-      announcement: await this.event(streamSessionId, reply.announcement),
+      announcement: null,
     };
   }
 
@@ -263,7 +270,7 @@ export class RedisStore implements StreamSessionStore {
     );
     return {
       result: reply.result,
-      announcement: await this.event(streamSessionId, reply.announcement),
+      announcement: null,
     };
   }
 
@@ -276,14 +283,11 @@ export class RedisStore implements StreamSessionStore {
   }
 
   async isReady(): Promise<boolean> {
-    try {
-      return (await this.redis.ping()) === 'PONG';
-    } catch {
-      return false;
-    }
+    return !this.down && (await this.ping());
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.redis.disconnect();
   }
 
@@ -297,29 +301,48 @@ export class RedisStore implements StreamSessionStore {
     return this.guard(() => this.redis[name](this.prefix, ...args));
   }
 
+  /**
+   * Runs a command: script error replies become the domain's errors; a
+   * timeout or a lost connection marks the store down, and while it is down
+   * commands fail at once instead of each waiting out its own timeout (a
+   * queue of changes to one session would otherwise answer N × timeout late).
+   */
   private async guard<T>(run: () => Promise<T>): Promise<T> {
+    if (this.down) throw new StoreUnavailableError('Redis did not answer the last command');
     try {
       return await run();
     } catch (error) {
+      if (error instanceof DomainError) throw error;
       const message = (error as Error).message ?? '';
       const [code, ...rest] = message.split(' ');
       if (code === 'NOT_FOUND') throw new NotFoundError(rest.join(' '));
       if (code === 'CONFLICT') throw new ConflictError(rest.join(' '));
-      if (error instanceof DomainError) throw error;
+      // Any other reply from Redis is a fault of ours (a script error): not an outage.
+      if (error instanceof ReplyError) throw error;
+      this.markDown();
       throw new StoreUnavailableError(error);
     }
   }
 
-  /** An announcement with the session it is about, read after the change. */
-  private async event(
-    streamSessionId: string,
-    announcement: LuaReply<unknown>['announcement'],
-    known?: StreamSessionView,
-  ): Promise<BatchNeededEvent | null> {
-    if (announcement === false) return null;
-    const session = known ?? (await this.getStreamSession(streamSessionId));
-    if (session === null) return null;
-    return { ...normalize(announcement), streamSession: session };
+  /** Probes Redis until it answers again, then lets commands through. */
+  private markDown(): void {
+    if (this.down || this.closed) return;
+    this.down = true;
+    const probe = async () => {
+      while (this.down && !this.closed) {
+        await new Promise((resolve) => setTimeout(resolve, PROBE_INTERVAL).unref());
+        if (await this.ping()) this.down = false;
+      }
+    };
+    void probe();
+  }
+
+  private async ping(): Promise<boolean> {
+    try {
+      return (await this.redis.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
   }
 }
 
