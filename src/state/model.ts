@@ -120,6 +120,15 @@ export interface StreamSessionEndedEvent {
   readonly endedAt: Instant;
 }
 
+/**
+ * Something about a stream session changed. Only its id: it is published on
+ * every change, position updates included, so it must cost next to nothing;
+ * whoever wants the session's state loads it when it needs it.
+ */
+export interface StreamSessionChangedEvent {
+  readonly id: string;
+}
+
 export interface CreateStreamSessionInput {
   readonly id?: string | null;
   readonly videoSourcePath: string;
