@@ -17,6 +17,7 @@ const integration = [
   'test/audit.test.ts',
   'test/lifecycle.test.ts',
   'test/websocket-health.test.ts',
+  'test/stream-session-updated-api.test.ts',
 ];
 
 export default defineConfig({
