@@ -37,6 +37,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'memory',
+          // Everything, test/dashboard.e2e.test.ts (real Chromium) included; not the
+          // redis project, whose list names only the store-dependent integration files.
           include: ['test/**/*.test.ts'],
           exclude: ['test/redis-*.test.ts'],
           env: { TEST_STORE: 'memory' },
