@@ -106,7 +106,8 @@ async function shows(id: string, n: number, status: string) {
   await poll(() => batch(id, n).getAttribute('data-status')).toBe(status);
 }
 
-describe('the dashboard at /dashboard', () => {
+// A browser on a busy machine: room beyond the 20 s default, each step still bounded at 5 s.
+describe('the dashboard at /dashboard', { timeout: 60_000 }, () => {
   it('asks for the token, then shows sessions, clients and batches live', async () => {
     await page.goto(`${server.baseUrl}/dashboard`);
     await page.locator('#sign-in').waitFor({ state: 'visible' });
@@ -270,6 +271,7 @@ describe('serving the dashboard', () => {
     const style = await fetch(`${server.baseUrl}/dashboard/style.css`);
     expect(style.headers.get('content-type')).toMatch(/^text\/css/);
     expect((await fetch(`${server.baseUrl}/dashboard/main.ts`)).status).toBe(404);
+    expect((await fetch(`${server.baseUrl}/dashboard/constructor`)).status).toBe(404);
     expect((await fetch(`${server.baseUrl}/dashboard/../package.json`)).status).toBe(404);
     expect((await fetch(`${server.baseUrl}/dashboard`, { method: 'POST' })).status).toBe(405);
     const slash = await fetch(`${server.baseUrl}/dashboard/`, { redirect: 'manual' });

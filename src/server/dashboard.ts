@@ -38,11 +38,12 @@ export interface DashboardOptions {
  * fails to build answers 500, is logged, and is tried again on the next request.
  */
 export function serveDashboard({ log, cache = true }: DashboardOptions) {
-  const loaders: Record<string, () => Promise<Asset>> = {
-    [DASHBOARD_PATH]: () => readAsset('index.html', 'text/html; charset=utf-8'),
-    [`${DASHBOARD_PATH}/app.js`]: bundle,
-    [`${DASHBOARD_PATH}/style.css`]: () => readAsset('style.css', 'text/css; charset=utf-8'),
-  };
+  // A Map, so that no path can reach a property every object has.
+  const loaders = new Map<string, () => Promise<Asset>>([
+    [DASHBOARD_PATH, () => readAsset('index.html', 'text/html; charset=utf-8')],
+    [`${DASHBOARD_PATH}/app.js`, bundle],
+    [`${DASHBOARD_PATH}/style.css`, () => readAsset('style.css', 'text/css; charset=utf-8')],
+  ]);
   const cached = new Map<string, Promise<Asset>>();
 
   function load(path: string, loader: () => Promise<Asset>): Promise<Asset> {
@@ -64,7 +65,7 @@ export function serveDashboard({ log, cache = true }: DashboardOptions) {
       res.end();
       return;
     }
-    const loader = loaders[path];
+    const loader = loaders.get(path);
     if (loader === undefined) return sendText(res, 404, 'Not found.');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
