@@ -206,8 +206,8 @@ function connect(token: string) {
 }
 
 /**
- * Subscribes, and subscribes again when the server completes it (a restart)
- * or fails it for a reason other than the token (after a pause).
+ * Subscribes, and subscribes again (after a pause) when the server completes
+ * it, as on a restart, or ends it with an error that is not about the token.
  */
 function keepSubscribed(c: Client, query: string, next: (data: Record<string, unknown>) => void) {
   const again = () => {
@@ -217,26 +217,30 @@ function keepSubscribed(c: Client, query: string, next: (data: Record<string, un
     { query },
     {
       next: (result) => {
-        if (result.errors?.length) return fail(result.errors as GraphQLError[]);
-        if (result.data) next(result.data);
+        // An error in one event: the subscription goes on.
+        if (result.errors?.length) refusedOr(result.errors as GraphQLError[], () => {});
+        else if (result.data) next(result.data);
       },
-      error: (error) => fail(error),
+      error: (error) => {
+        // A refused connection was handled in `closed`.
+        if (client !== c || isRefusal(error)) return;
+        refusedOr(Array.isArray(error) ? (error as GraphQLError[]) : [], again);
+      },
       complete: again,
     },
   );
-  function fail(error: unknown) {
-    if (client !== c) return;
-    const errors = Array.isArray(error) ? (error as GraphQLError[]) : [];
-    const code = errors[0]?.extensions?.code;
-    if (code === 'UNAUTHENTICATED' || code === 'FORBIDDEN') {
-      signOut(`The server refused this token: ${errors[0]?.message}`);
-      return;
-    }
-    // A refused connection was handled in `closed`.
-    if (isRefusal(error)) return;
-    setStatus('error', errors[0]?.message ?? 'subscription failed; retrying');
-    again();
+}
+
+/** Signs out when the errors say the token is not good enough; else shows them and goes on. */
+function refusedOr(errors: GraphQLError[], otherwise: () => void) {
+  const [error] = errors;
+  const code = error?.extensions?.code;
+  if (code === 'UNAUTHENTICATED' || code === 'FORBIDDEN') {
+    signOut(`The server refused this token: ${error?.message}`);
+    return;
   }
+  setStatus('error', error?.message ?? 'the subscription failed; retrying');
+  otherwise();
 }
 
 function isRefusal(event: unknown): boolean {
@@ -323,10 +327,11 @@ function sessionEnded(id: string, at: number) {
 /** Keeps the batch (replacing an earlier state of it) and the few before it. */
 function remember(batches: BatchState[], batch: BatchState) {
   const last = batches.at(-1);
-  if (last !== undefined && last.batchNumber === batch.batchNumber)
+  if (last?.batchNumber === batch.batchNumber) {
     batches[batches.length - 1] = batch;
-  else if (last === undefined || batch.batchNumber > last.batchNumber) batches.push(batch);
-  else {
+  } else if (last === undefined || batch.batchNumber > last.batchNumber) {
+    batches.push(batch);
+  } else {
     // Numbers start again only for a new session with the same id: its history is its own.
     batches.length = 0;
     batches.push(batch);

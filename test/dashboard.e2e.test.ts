@@ -23,6 +23,15 @@ const SCREENSHOT = new URL('../test-artifacts/dashboard.png', import.meta.url);
 
 let server: TestServer;
 let clock: ManualClock;
+const serverConfig = {
+  authEnabled: true,
+  adminToken: ADMIN_TOKEN,
+  encoderToken: 'dashboard-encoder-token-01',
+  clientTokenSecret: 'd'.repeat(40),
+  batchTimeout: BATCH_TIMEOUT,
+  clientTimeout: DAY,
+  idleTimeout: DAY,
+};
 let browser: Browser;
 let page: Page;
 /** What the page reported as wrong: script errors, failed requests, CSP violations. */
@@ -30,18 +39,7 @@ const problems: string[] = [];
 
 beforeAll(async () => {
   clock = new ManualClock(Date.now());
-  server = await startTestServer(
-    {
-      authEnabled: true,
-      adminToken: ADMIN_TOKEN,
-      encoderToken: 'dashboard-encoder-token-01',
-      clientTokenSecret: 'd'.repeat(40),
-      batchTimeout: BATCH_TIMEOUT,
-      clientTimeout: DAY,
-      idleTimeout: DAY,
-    },
-    clock,
-  );
+  server = await startTestServer(serverConfig, clock);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -238,6 +236,27 @@ describe('the dashboard at /dashboard', { timeout: 60_000 }, () => {
     const png = await page.screenshot({ path: SCREENSHOT.pathname, fullPage: true });
     expect(png.subarray(1, 4).toString()).toBe('PNG');
     expect(problems).toEqual([]);
+  });
+
+  it('reconnects by itself after a restart, and drops the rows of sessions gone meanwhile', async () => {
+    expect(await page.locator('section.session').count()).toBe(3);
+    const port = Number(new URL(server.baseUrl).port);
+    // A restart without a snapshot: every session is gone, and the page is told of no ending.
+    await server.stop();
+    await poll(() => page.locator('#status').getAttribute('data-state')).toBe('reconnecting');
+    server = await startTestServer(serverConfig, clock, port);
+    await create('movie-42');
+    await poll(() => page.locator('#status').getAttribute('data-state')).toBe('live');
+    await row('trailer-7').waitFor({ state: 'detached' });
+    await row('lecture-3').waitFor({ state: 'detached' });
+    // movie-42 is a new session now: no clients, no batch.
+    await poll(() => row('movie-42').locator('[data-client]').count()).toBe(0);
+    expect(await row('movie-42').locator('.badge').first().textContent()).toBe('no batch yet');
+    await poll(() => count('sessions').textContent()).toBe('1');
+    await poll(() => count('stalled').textContent()).toBe('0');
+    // While the server was down the browser could not connect; nothing else went wrong.
+    expect(problems.filter((p) => !/WebSocket connection to .* failed/.test(p))).toEqual([]);
+    problems.length = 0;
   });
 
   it('forgets the token on request', async () => {
