@@ -17,6 +17,7 @@ const integration = [
   'test/audit.test.ts',
   'test/lifecycle.test.ts',
   'test/websocket-health.test.ts',
+  'test/stream-session-updated-api.test.ts',
 ];
 
 export default defineConfig({
@@ -27,7 +28,8 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: require.resolve('graphql') }],
   },
   test: {
-    testTimeout: 20_000,
+    // A hang guard, not a speed bound: a loaded 2-core machine runs both projects at once.
+    testTimeout: 60_000,
     hookTimeout: 20_000,
     // Tests start real servers; two cores are the limit here.
     maxWorkers: 2,
@@ -36,6 +38,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'memory',
+          // Everything, test/dashboard.e2e.test.ts (real Chromium) included; not the
+          // redis project, whose list names only the store-dependent integration files.
           include: ['test/**/*.test.ts'],
           exclude: ['test/redis-*.test.ts'],
           env: { TEST_STORE: 'memory' },

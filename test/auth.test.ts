@@ -425,6 +425,21 @@ const OPERATIONS: readonly Operation[] = [
       expect(data.streamSessionEnded).toEqual({ id: row.streamSessionId, reason: 'ENDED' });
     },
   },
+  {
+    name: 'streamSessionUpdated',
+    kind: 'subscription',
+    allowed: readers,
+    document:
+      'subscription($id: ID) { streamSessionUpdated(id: $id) { id clientPositions { sessionId segmentNumber } } }',
+    variables: (row) => ({ id: row.streamSessionId }),
+    async checkAllowed(data, row) {
+      // A new subscriber gets the session's state at once.
+      expect(data.streamSessionUpdated).toEqual({
+        id: row.streamSessionId,
+        clientPositions: [{ sessionId: 'p1', segmentNumber: 3 }],
+      });
+    },
+  },
 ];
 
 /** Runs the operation over HTTP: POST for queries and mutations, SSE for subscriptions. */

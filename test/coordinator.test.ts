@@ -66,7 +66,7 @@ function setup(
   const ended: StreamSessionEndedEvent[] = [];
   events.subscribe((message) => {
     if (message.type === 'batchNeeded') published.push(message.event);
-    else ended.push(message.event);
+    else if (message.type === 'streamSessionEnded') ended.push(message.event);
   });
   return { store, events, clock, coordinator, published, ended };
 }
@@ -141,6 +141,7 @@ describe('BatchCoordinator.createStreamSession', () => {
       furthestSegment: null,
       slowestSegment: null,
       shouldGenerateNextBatch: false,
+      currentBatchStalled: false,
       createdAt: T0,
       updatedAt: T0,
     } satisfies StreamSessionView);
@@ -869,8 +870,8 @@ describe('BatchCoordinator: per-session locks', () => {
     // Each announcement is published before the next change begins: the
     // store, read at publish time, still shows the position it announced.
     const stateAtPublish: Array<Promise<StreamSessionView | null>> = [];
-    events.subscribe(() => {
-      stateAtPublish.push(coordinator.getStreamSession('a'));
+    events.subscribe((message) => {
+      if (message.type === 'batchNeeded') stateAtPublish.push(coordinator.getStreamSession('a'));
     });
     const N = 300;
     const results = await Promise.all(

@@ -43,10 +43,11 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** Starts the real service on 127.0.0.1 and a free port. */
+/** Starts the real service on 127.0.0.1 and a free port (or the one given, to restart on it). */
 export async function startTestServer(
   overrides: Partial<Config> = {},
   clock?: Clock,
+  port = 0,
 ): Promise<TestServer> {
   // Tests of the contract run as admin with no rate limit; auth tests turn both on.
   const config: Config = {
@@ -59,10 +60,10 @@ export async function startTestServer(
     ...overrides,
   };
   const app = buildApp({ config, clock, log: quietLog });
-  const { port } = await app.start(0, '127.0.0.1');
-  const baseUrl = `http://127.0.0.1:${port}`;
+  const address = await app.start(port, '127.0.0.1');
+  const baseUrl = `http://127.0.0.1:${address.port}`;
   const url = `${baseUrl}/graphql`;
-  const wsUrl = `ws://127.0.0.1:${port}/graphql`;
+  const wsUrl = `ws://127.0.0.1:${address.port}/graphql`;
   const clients: Client[] = [];
   return {
     app,

@@ -87,6 +87,7 @@ describe('StreamSession: a new session (no clients, no batch)', () => {
       furthestSegment: null,
       slowestSegment: null,
       shouldGenerateNextBatch: false,
+      currentBatchStalled: false,
       createdAt: T0,
       updatedAt: T0,
     });
@@ -970,6 +971,7 @@ describe('StreamSession.view', () => {
       furthestSegment: 16,
       slowestSegment: 4,
       shouldGenerateNextBatch: true,
+      currentBatchStalled: false,
       createdAt: T0,
       updatedAt: T0 + 4,
     });

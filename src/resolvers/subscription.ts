@@ -1,8 +1,13 @@
 import { BatchNeeded } from '../schema/batch-needed.js';
 import { builder } from '../schema/builder.js';
+import { StreamSession } from '../schema/stream-session.js';
 import { StreamSessionEnded } from '../schema/stream-session-ended.js';
 import { id } from '../schema/validation.js';
-import type { BatchNeededEvent, StreamSessionEndedEvent } from '../state/model.js';
+import type {
+  BatchNeededEvent,
+  StreamSessionEndedEvent,
+  StreamSessionView,
+} from '../state/model.js';
 
 builder.subscriptionFields((t) => ({
   batchNeeded: t.field({
@@ -30,5 +35,19 @@ builder.subscriptionFields((t) => ({
     subscribe: (_root, args, { coordinator }) =>
       coordinator.streamSessionEnded(args.streamSessionId),
     resolve: (event: StreamSessionEndedEvent) => event,
+  }),
+  streamSessionUpdated: t.field({
+    type: StreamSession,
+    description: [
+      'The state of every live stream session (or the one named) first, then a',
+      "session's state again whenever it changes: at most about 4 times a second",
+      'per session (every 250 ms while it keeps changing), and always after its last',
+      'change, so the latest state always arrives. Endings are not sent here: use',
+      'streamSessionEnded. For dashboards.',
+    ].join('\n'),
+    args: { id: t.arg.id({ validate: id }) },
+    authScopes: { admin: true, encoder: true },
+    subscribe: (_root, args, { coordinator }) => coordinator.streamSessionUpdated(args.id),
+    resolve: (view: StreamSessionView) => view,
   }),
 }));

@@ -2,7 +2,13 @@ import type { BatchState as BatchStateData } from '../state/model.js';
 import { builder } from './builder.js';
 import { DateTime } from './date-time.js';
 
-export const BatchState = builder.objectRef<BatchStateData>('BatchState').implement({
+/**
+ * A batch, and whether it has stalled: that is the session's to know (a
+ * claim or a completion ends it), so a session's currentBatch passes it on.
+ */
+export type BatchStateWithStall = BatchStateData & { readonly stalled?: boolean };
+
+export const BatchState = builder.objectRef<BatchStateWithStall>('BatchState').implement({
   description: 'The batch of segments being, or last, generated for a stream session.',
   fields: (t) => ({
     batchNumber: t.exposeInt('batchNumber', {
@@ -22,5 +28,10 @@ export const BatchState = builder.objectRef<BatchStateData>('BatchState').implem
       resolve: (b) => b.generationEnded,
     }),
     isComplete: t.exposeBoolean('isComplete'),
+    isStalled: t.boolean({
+      description:
+        'True when the batch was claimed but not completed within the batch timeout (it was announced STALLED), until it is claimed again or completed.',
+      resolve: (b) => b.stalled === true,
+    }),
   }),
 });

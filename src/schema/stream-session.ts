@@ -23,7 +23,10 @@ export const StreamSession = builder.objectRef<StreamSessionView>('StreamSession
     currentBatch: t.field({
       type: BatchState,
       nullable: true,
-      resolve: (s) => s.currentBatch,
+      resolve: (s) =>
+        s.currentBatch !== null && s.currentBatchStalled
+          ? { ...s.currentBatch, stalled: true }
+          : s.currentBatch,
     }),
     clientPositions: t.field({
       type: [ClientPosition],

@@ -16,6 +16,7 @@ import { RedisEventBus } from '../state/redis/redis-event-bus.js';
 import { RedisStore } from '../state/redis/redis-store.js';
 import { loadSnapshot, saveSnapshot } from '../state/snapshot-file.js';
 import type { StreamSessionStore } from '../state/store.js';
+import { DASHBOARD_PATH, serveDashboard } from './dashboard.js';
 import { isExpectedError, maskError, useContractErrorCodes } from './errors.js';
 import { protectionPlugins } from './protection.js';
 import { serveGraphQLOverWebSocket } from './websocket.js';
@@ -121,10 +122,14 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
   });
 
   let stopping = false;
+  const dashboard = serveDashboard({ log, cache: !config.development });
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz') return void readiness(res);
+    if (path === DASHBOARD_PATH || path?.startsWith(`${DASHBOARD_PATH}/`)) {
+      return void dashboard(req, res, path);
+    }
     void serveGraphQL(req, res);
   });
 

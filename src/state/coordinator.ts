@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { FixedBuffer, Repeater } from '@repeaterjs/repeater';
 import { Mutex } from 'async-mutex';
+import { ChangeCoalescer } from './change-coalescer.js';
 import { type Clock, systemClock } from './clock.js';
 import { InvalidInputError, SlowSubscriberError, streamSessionNotFound } from './errors.js';
 import type { CoordinatorEvent, EventBus } from './events.js';
@@ -29,6 +30,11 @@ export interface CoordinatorOptions {
    * SlowSubscriberError, so one stalled reader cannot grow memory without bound.
    */
   readonly maxQueuedEvents?: number;
+  /**
+   * The least time between two states of one stream session sent to one
+   * streamSessionUpdated subscriber, in milliseconds.
+   */
+  readonly sessionUpdateInterval?: number;
   /** Called with what each sweep did (for logs); never throws into the sweeper. */
   readonly onSweep?: (report: SweepReport) => void;
   /** Called when a sweep fails; the next one tries again. */
@@ -46,6 +52,9 @@ export { SlowSubscriberError };
 
 // Enough for any burst one sweep could cause, small enough to bound a sweep's pause.
 const SWEEP_BATCH = 10_000;
+// Sessions read at once for a new streamSessionUpdated subscriber: one page
+// is one consistent read; offset paging could skip a session when one ends.
+const SESSIONS_PAGE = 1_000;
 
 /**
  * The service's one entry point for every operation: it orders the changes
@@ -61,6 +70,7 @@ export class BatchCoordinator {
   private readonly defaults: SessionDefaults;
   private readonly clock: Clock;
   private readonly maxQueuedEvents: number;
+  private readonly sessionUpdateInterval: number;
   private readonly onSweep: (report: SweepReport) => void;
   private readonly onError: (error: unknown) => void;
   // One mutex per stream session with work in flight; dropped when idle so
@@ -78,6 +88,7 @@ export class BatchCoordinator {
     this.defaults = options.defaults;
     this.clock = options.clock ?? systemClock;
     this.maxQueuedEvents = options.maxQueuedEvents ?? 1_000;
+    this.sessionUpdateInterval = options.sessionUpdateInterval ?? 250; // 4 a second per session
     this.onSweep = options.onSweep ?? (() => {});
     this.onError = options.onError ?? (() => {});
   }
@@ -206,6 +217,61 @@ export class BatchCoordinator {
         ? message.event
         : undefined,
     );
+  }
+
+  /**
+   * The state of every stream session (or the one named) now, then its state
+   * again after it changes: at once after a quiet spell, at most once per
+   * `sessionUpdateInterval` while it keeps changing, and always after its
+   * last change. So a busy session cannot flood the reader, and the reader
+   * always ends with every session's latest state. Each state is read from
+   * the store when it is sent, not when it changed.
+   *
+   * Endings are not sent (the type has no room for them): a session that ends
+   * is dropped, and streamSessionEnded tells of the end. A slow reader gets
+   * fewer, fresher states: what waits for it is at most one mark per session.
+   * Ends when the coordinator closes; a store error ends it with that error.
+   */
+  streamSessionUpdated(streamSessionId?: string | null): AsyncIterableIterator<StreamSessionView> {
+    const wanted = (id: string) => streamSessionId == null || id === streamSessionId;
+    return new Repeater<StreamSessionView>(async (push, stop) => {
+      if (this.closed) return stop();
+      const changes = new ChangeCoalescer<string>(this.sessionUpdateInterval);
+      // Sessions that end while the first states are read, so as not to send them after their end.
+      let endedDuringReplay: Set<string> | null = new Set();
+      const unsubscribe = this.events.subscribe((message) => {
+        if (message.type === 'streamSessionChanged') {
+          if (wanted(message.event.id)) changes.changed(message.event.id);
+        } else if (message.type === 'streamSessionEnded' && wanted(message.event.id)) {
+          changes.forget(message.event.id);
+          endedDuringReplay?.add(message.event.id);
+        }
+      });
+      const end = () => stop();
+      this.subscriptions.add(end);
+      const stopped = stop.then(() => null);
+      try {
+        // Listening began first: a change from here on is sent after the replay.
+        for (const view of await this.currentStreamSessions(streamSessionId)) {
+          // Each push waits for the reader, so a replay larger than its pace is fine.
+          if (!endedDuringReplay.has(view.id)) await push(view);
+        }
+        endedDuringReplay = null;
+        for (;;) {
+          const taken = await Promise.race([changes.take(), stopped]);
+          if (taken === null) break;
+          const view = await this.store.getStreamSession(taken.key);
+          if (view !== null && changes.isCurrent(taken)) await push(view);
+          changes.done(taken);
+        }
+      } catch (error) {
+        stop(error);
+      }
+      await stop;
+      unsubscribe();
+      changes.close();
+      this.subscriptions.delete(end);
+    });
   }
 
   /**
@@ -347,6 +413,22 @@ export class BatchCoordinator {
     }, queue);
   }
 
+  /** Every stream session (or the one named), oldest first, for a new subscriber. */
+  private async currentStreamSessions(
+    streamSessionId?: string | null,
+  ): Promise<StreamSessionView[]> {
+    if (streamSessionId != null) {
+      const session = await this.store.getStreamSession(streamSessionId);
+      return session === null ? [] : [session];
+    }
+    const sessions: StreamSessionView[] = [];
+    for (let offset = 0; ; offset += SESSIONS_PAGE) {
+      const page = await this.store.listStreamSessions(SESSIONS_PAGE, offset);
+      sessions.push(...page);
+      if (page.length < SESSIONS_PAGE) return sessions;
+    }
+  }
+
   private publishEnded(id: string, reason: StreamSessionEndReason): void {
     if (this.store.publishesEvents) return;
     this.events.publish({
@@ -355,12 +437,23 @@ export class BatchCoordinator {
     });
   }
 
-  /** Runs a change under the session's mutex and publishes what it announced. */
+  /**
+   * Runs a change under the session's mutex and publishes what it announced,
+   * then that the session changed (just its id: this runs on every position
+   * update, so no view is built here).
+   */
   private change<T>(streamSessionId: string, run: () => Promise<Change<T>>): Promise<T> {
     return this.exclusive(streamSessionId, async () => {
       const { result, announcement } = await run();
-      if (announcement !== null && !this.store.publishesEvents) {
-        this.events.publish({ type: 'batchNeeded', event: announcement });
+      // A store that publishes its own events (Redis) does so in the change's atomic step.
+      if (!this.store.publishesEvents) {
+        if (announcement !== null) {
+          this.events.publish({ type: 'batchNeeded', event: announcement });
+        }
+        // A result of false is a change that found nothing to do (no such client, not due).
+        if (result !== false) {
+          this.events.publish({ type: 'streamSessionChanged', event: { id: streamSessionId } });
+        }
       }
       return result;
     });

@@ -1,9 +1,14 @@
-import type { BatchNeededEvent, StreamSessionEndedEvent } from './model.js';
+import type {
+  BatchNeededEvent,
+  StreamSessionChangedEvent,
+  StreamSessionEndedEvent,
+} from './model.js';
 
 /** Everything the coordinator announces to subscribers. */
 export type CoordinatorEvent =
   | { readonly type: 'batchNeeded'; readonly event: BatchNeededEvent }
-  | { readonly type: 'streamSessionEnded'; readonly event: StreamSessionEndedEvent };
+  | { readonly type: 'streamSessionEnded'; readonly event: StreamSessionEndedEvent }
+  | { readonly type: 'streamSessionChanged'; readonly event: StreamSessionChangedEvent };
 
 export type Unsubscribe = () => void;
 

@@ -78,6 +78,12 @@ export interface StreamSessionView extends StreamSessionSettings {
   readonly furthestSegment: number | null;
   readonly slowestSegment: number | null;
   readonly shouldGenerateNextBatch: boolean;
+  /**
+   * True when the current batch was claimed and not completed within the
+   * batch timeout (it was announced STALLED), until it is claimed again or
+   * completed.
+   */
+  readonly currentBatchStalled: boolean;
   readonly createdAt: Instant;
   readonly updatedAt: Instant;
 }
@@ -112,6 +118,15 @@ export interface StreamSessionEndedEvent {
   readonly id: string;
   readonly reason: StreamSessionEndReason;
   readonly endedAt: Instant;
+}
+
+/**
+ * Something about a stream session changed. Only its id: it is published on
+ * every change, position updates included, so it must cost next to nothing;
+ * whoever wants the session's state loads it when it needs it.
+ */
+export interface StreamSessionChangedEvent {
+  readonly id: string;
 }
 
 export interface CreateStreamSessionInput {

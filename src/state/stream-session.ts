@@ -332,6 +332,7 @@ export class StreamSession {
       furthestSegment: this.furthestSegment,
       slowestSegment: this.slowestSegment,
       shouldGenerateNextBatch: this.shouldGenerateNextBatch(),
+      currentBatchStalled: this.isStalled,
       createdAt: this.createdAt,
       updatedAt: this.lastChange,
     };

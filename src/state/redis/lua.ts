@@ -100,6 +100,12 @@ local function announce(s)
   return nd
 end
 
+-- Tells dashboards the session changed (they coalesce and read it when they look).
+local function changed(id)
+  redis.call('PUBLISH', P .. 'events',
+    cjson.encode({ type = 'streamSessionChanged', event = { id = id } }))
+end
+
 local function publishEnded(id, reason, now)
   redis.call('PUBLISH', P .. 'events', cjson.encode({ type = 'streamSessionEnded',
     event = { id = id, reason = reason, endedAt = now } }))
@@ -161,6 +167,7 @@ redis.call('HSET', skey(id), 'vsp', ARGV[3], 'sd', ARGV[4], 'bs', ARGV[5], 'th',
   'ss', ARGV[7], 'ca', now, 'ua', now, 'st', 0, 'ser', 0, 'n', 0, 'ord', ord)
 redis.call('ZADD', P .. 'sessions', ord, id)
 redis.call('ZADD', P .. 'dl:i', now, id)
+changed(id)
 return reply(true, announce(load(id)))
 `;
 
@@ -193,6 +200,7 @@ redis.call('HSET', ckey(id), sid, seg .. '|' .. q .. '|' .. now)
 redis.call('ZADD', zkey(id), seg, sid)
 redis.call('ZADD', P .. 'dl:c', now, id .. '\\n' .. sid)
 redis.call('HSET', skey(id), 'ua', now)
+changed(id)
 return reply(true, announce(s))
 `;
 
@@ -202,6 +210,7 @@ local id = ARGV[2]
 local s = load(id)
 if not s then return notFound(id) end
 if not removeClient(s, ARGV[3], tonumber(ARGV[4])) then return reply(false, false) end
+changed(id)
 return reply(true, announce(s))
 `;
 
@@ -229,6 +238,7 @@ s.b = { batchNumber = n, startSegment = tonumber(ARGV[4]), endSegment = tonumber
 s.st = 0
 redis.call('HSET', skey(id), 'b', cjson.encode(s.b), 'st', 0, 'ua', now)
 redis.call('ZADD', P .. 'dl:b', now + tonumber(ARGV[9]), id)
+changed(id)
 return reply(s.b, announce(s))
 `;
 
@@ -252,6 +262,7 @@ b.isComplete = true
 s.st = 0
 redis.call('HSET', skey(id), 'b', cjson.encode(b), 'st', 0, 'ua', now)
 redis.call('ZREM', P .. 'dl:b', id)
+changed(id)
 return reply(b, announce(s))
 `;
 
@@ -268,6 +279,7 @@ if not prev then return reply(false, false) end
 local t = tonumber(string.match(prev, '|([^|]*)$'))
 if t + tonumber(ARGV[5]) > now then return reply(false, false) end
 removeClient(s, sid, now)
+changed(id)
 return reply(true, announce(s))
 `;
 
@@ -287,6 +299,7 @@ s.st = s.st + 1
 s.ser = s.ser + 1
 redis.call('HSET', skey(id), 'st', s.st, 'ser', s.ser, 'ua', now)
 redis.call('ZADD', P .. 'dl:b', now + tonumber(ARGV[5]), id)
+changed(id)
 return reply(true, announce(s))
 `;
 

@@ -111,6 +111,7 @@ export class RedisStore implements StreamSessionStore {
       furthestSegment: null,
       slowestSegment: null,
       shouldGenerateNextBatch: false,
+      currentBatchStalled: false,
       createdAt: now,
       updatedAt: now,
     };
@@ -392,6 +393,8 @@ function view(
     furthestSegment,
     slowestSegment: bottom.length === 2 ? Number(bottom[1]) : null,
     shouldGenerateNextBatch: shouldGenerateNextBatch(currentBatch, furthestSegment, threshold),
+    // The stall count since the last claim; a claim or a completion resets it.
+    currentBatchStalled: Number(s.st) > 0,
     createdAt: Number(s.ca),
     updatedAt: Number(s.ua),
   };
