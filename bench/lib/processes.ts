@@ -1,4 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -90,6 +92,15 @@ export async function startChild(
   return { child, ready };
 }
 
+let session: Session | null = null;
+function profiler(method: string): Promise<unknown> {
+  session ??= new Session();
+  if (method === 'Profiler.enable') session.connect();
+  return new Promise((resolve, reject) =>
+    session!.post(method, (error, result) => (error ? reject(error) : resolve(result))),
+  );
+}
+
 /**
  * In a child: answers the parent's IPC requests with `handlers[message.type]`,
  * and exits on SIGTERM after `onStop`.
@@ -103,6 +114,13 @@ export function serveParent(
     cpu: () => {
       const { user, system } = process.cpuUsage();
       return user + system;
+    },
+    // A CPU profile of a chosen window only (bench/profile.ts), without start-up in it.
+    profileStart: () => profiler('Profiler.enable').then(() => profiler('Profiler.start')),
+    profileStop: async ({ path }: { path: string }) => {
+      const { profile } = (await profiler('Profiler.stop')) as { profile: unknown };
+      writeFileSync(path, JSON.stringify(profile));
+      return path;
     },
     ...handlers,
   };

@@ -10,17 +10,29 @@
  *   targets take their turn.
  * Stream sessions bench-0 … bench-(S-1) are created at start.
  *
+ * With BENCH_SRC=path it serves that copy of src/ instead (for bench/ab.ts).
  * With BENCH_MARK_NEEDS=1 it also notes, per announced need, the instant the
  * store decided it (epoch milliseconds, sub-millisecond), for the latency
  * phase's server-side figure; src is not changed for that, the store
  * instance's method is wrapped here.
  */
+import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { defaultConfig } from '../../src/config.js';
-import { buildApp } from '../../src/server/app.js';
+import { pathToFileURL } from 'node:url';
 import { streamSessionId } from '../lib/operation.js';
 import { serveParent } from '../lib/processes.js';
 import { settings } from '../lib/settings.js';
+
+// BENCH_SRC: another copy of src/ to serve instead (bench/ab.ts compares two).
+const src = process.env.BENCH_SRC
+  ? pathToFileURL(resolve(process.env.BENCH_SRC)).href
+  : new URL('../../src', import.meta.url).href;
+const { defaultConfig } = (await import(
+  `${src}/config.js`
+)) as typeof import('../../src/config.js');
+const { buildApp } = (await import(
+  `${src}/server/app.js`
+)) as typeof import('../../src/server/app.js');
 
 const config = {
   ...defaultConfig,
