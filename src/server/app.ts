@@ -15,7 +15,7 @@ import { MemoryStore } from '../state/memory-store.js';
 import { loadSnapshot, saveSnapshot } from '../state/snapshot-file.js';
 import { isExpectedError, maskError } from './errors.js';
 import { protectionPlugins } from './protection.js';
-import { serveGraphQLOverWebSocket } from './websocket.js';
+import { serveGraphQLOverWebSocket, webSocketJitPlugins } from './websocket.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -84,7 +84,7 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
     maskedErrors: { maskError },
     landingPage: false,
     batching: { limit: config.maxBatchOperations },
-    plugins: protectionPlugins({ development: config.development }),
+    plugins: [...protectionPlugins({ development: config.development }), ...webSocketJitPlugins()],
     logging: {
       debug: () => {},
       info: (...args) => log.info(...args),
