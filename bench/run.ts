@@ -11,6 +11,7 @@ import { type LatencyResult, runLatency } from './latency.js';
 import { BENCH_DIR, pinning, pinSelf, startChild } from './lib/processes.js';
 import { settings } from './lib/settings.js';
 import { round, spread } from './lib/stats.js';
+import { runScale, type ScaleResult } from './scale.js';
 import { DESCRIPTIONS, runThroughput, TARGETS, type ThroughputResult } from './throughput.js';
 
 const log = (line: string) => console.log(`[bench] ${line}`);
@@ -76,6 +77,7 @@ function report(
   t: ThroughputResult | null,
   latency: LatencyResult | null,
   memory: Memory | null,
+  scale: ScaleResult | null,
 ): { lines: string[]; targets: Array<{ target: string; value: string; pass: boolean }> } {
   const lines: string[] = [];
   const targets: Array<{ target: string; value: string; pass: boolean }> = [];
@@ -115,21 +117,17 @@ function report(
         );
       }
     }
-    const httpFloor = ratio(t, 'ours-http', 'floor', 'rps');
-    if (httpFloor) {
-      verdict(
-        'ours over HTTP ≥ 0.9 × floor',
-        `${fmt(httpFloor.median, 2)} × (${fmt(httpFloor.min, 2)}–${fmt(httpFloor.max, 2)})`,
-        httpFloor.median >= 0.9,
-      );
-    }
-    const wsPeer = ratio(t, 'ours-ws', 'peer', 'rps');
-    if (wsPeer) {
-      verdict(
-        'ours over WebSocket ≥ 1.0 × peer',
-        `${fmt(wsPeer.median, 2)} × (${fmt(wsPeer.min, 2)}–${fmt(wsPeer.max, 2)})`,
-        wsPeer.median >= 1,
-      );
+    for (const [ours, other, floor, label] of [
+      ['ours-http', 'floor', 0.9, 'ours over HTTP ≥ 0.9 × floor'],
+      ['ours-ws', 'peer', 1, 'ours over WebSocket ≥ 1.0 × peer'],
+    ] as const) {
+      const byRps = ratio(t, ours, other, 'rps');
+      const byCpu = ratio(t, ours, other, 'perCpuSecond');
+      if (!byRps || !byCpu) continue;
+      const shown = (r: typeof byRps) =>
+        `${fmt(r.median, 2)} × (${fmt(r.min, 2)}–${fmt(r.max, 2)})`;
+      verdict(`${label}, by req/s`, shown(byRps), byRps.median >= floor);
+      verdict(`${label}, by req per server CPU-s`, shown(byCpu), byCpu.median >= floor);
     }
   }
   if (latency) {
@@ -171,7 +169,7 @@ function report(
       memory.bytesPerClient <= 300,
     );
     verdict(
-      `throughput at ${fmt(memory.clients)} clients ≥ 0.9 × at 100 (in-process)`,
+      `throughput at ${fmt(memory.clients)} clients ≥ 0.9 × at 100, in-process coordinator`,
       `${fmt(memory.throughput.ratio, 2)} ×`,
       memory.throughput.ratio >= 0.9,
     );
@@ -179,6 +177,22 @@ function report(
       'lifecycle heap back within 10% of start',
       `${life.endVsStart >= 0 ? '+' : ''}${fmt(life.endVsStart * 100, 1)}%`,
       Math.abs(life.endVsStart) <= 0.1,
+    );
+  }
+  if (scale) {
+    const r = scale.ratio;
+    lines.push(
+      '',
+      'Update throughput over HTTP, the real service, every client joined first (median, min–max over rounds)',
+      '',
+      `- 100 clients: ${fmt(scale.at100.rps.median)} req/s, ${fmt(scale.at100.perCpuSecond.median)} per server CPU-s`,
+      `- ${fmt(scale.clients)} clients: ${fmt(scale.atN.rps.median)} req/s, ${fmt(scale.atN.perCpuSecond.median)} per server CPU-s`,
+      `- ratio: ${fmt(r.rps.median, 2)} (${fmt(r.rps.min, 2)}–${fmt(r.rps.max, 2)}) by req/s, ${fmt(r.perCpuSecond.median, 2)} (${fmt(r.perCpuSecond.min, 2)}–${fmt(r.perCpuSecond.max, 2)}) by CPU`,
+    );
+    verdict(
+      `throughput at ${fmt(scale.clients)} clients ≥ 0.9 × at 100, over HTTP, by req per server CPU-s`,
+      `${fmt(r.perCpuSecond.median, 2)} × (${fmt(r.perCpuSecond.min, 2)}–${fmt(r.perCpuSecond.max, 2)})`,
+      r.perCpuSecond.median >= 0.9,
     );
   }
   lines.push('', '| target | figure | verdict |', '| ------ | ------ | ------- |');
@@ -196,19 +210,33 @@ async function main() {
   let throughput: ThroughputResult | null = null;
   let latency: LatencyResult | null = null;
   let memory: Memory | null = null;
-  if (settings.phases.has('throughput')) throughput = await runThroughput(log);
+  let scale: ScaleResult | null = null;
+  const timings: Record<string, number> = {};
+  const timed = async <T>(phase: string, run: () => Promise<T>): Promise<T> => {
+    const started = Date.now();
+    try {
+      return await run();
+    } finally {
+      timings[phase] = Math.round((Date.now() - started) / 1000);
+      log(`${phase} took ${timings[phase]} s`);
+    }
+  };
+  if (settings.phases.has('throughput')) {
+    throughput = await timed('throughput', () => runThroughput(log));
+  }
   if (settings.phases.has('latency')) {
     const oursHttp = throughput?.windows['ours-http'];
     const rate = oursHttp?.length
       ? spread(oursHttp.map((w) => w.rps)).median / 2
       : Number(process.env.BENCH_BACKGROUND_RATE ?? 500);
-    latency = await runLatency(rate, log);
+    latency = await timed('latency', () => runLatency(rate, log));
   }
+  if (settings.phases.has('scale')) scale = await timed('scale', () => runScale(log));
   if (settings.phases.has('memory')) {
-    log(`memory and scale: ${settings.memoryClients} clients`);
-    memory = await runMemory();
+    log(`memory and scale: ${settings.memoryClients} clients, in-process`);
+    memory = await timed('memory', () => runMemory());
   }
-  const { lines, targets } = report(throughput, latency, memory);
+  const { lines, targets } = report(throughput, latency, memory, scale);
   console.log(lines.join('\n'));
   const results = {
     command: `${Object.entries(process.env)
@@ -219,8 +247,10 @@ async function main() {
     seconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
     machine: { ...machine(), loadAverageStart: loadStart, loadAverageEnd: loadavg() },
     settings: { ...settings, phases: [...settings.phases] },
+    timings,
     targets,
     throughput,
+    scale,
     latency,
     memory,
   };

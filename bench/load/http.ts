@@ -10,10 +10,19 @@ export class Counter {
   }
 }
 
-export function updateBody(n: number): string {
+/** How the load spreads over stream sessions and their clients. */
+export interface Layout {
+  sessions: number;
+  clientsPerSession: number;
+}
+
+export function updateBody(
+  n: number,
+  layout: Layout = { sessions: settings.sessions, clientsPerSession: settings.clientsPerSession },
+): string {
   return JSON.stringify({
     query: UPDATE,
-    variables: { input: updateInput(n, settings.sessions, settings.clientsPerSession) },
+    variables: { input: updateInput(n, layout.sessions, layout.clientsPerSession) },
   });
 }
 
@@ -55,7 +64,13 @@ export interface HttpRun {
 export async function runHttp(
   url: string,
   counter: Counter,
-  options: { seconds: number; checkReplies?: boolean; overallRate?: number; connections?: number },
+  options: {
+    seconds: number;
+    checkReplies?: boolean;
+    overallRate?: number;
+    connections?: number;
+    layout?: Layout;
+  },
 ): Promise<HttpRun> {
   let errorReplies = 0;
   const started = performance.now();
@@ -69,7 +84,10 @@ export async function runHttp(
         method: 'POST',
         path: new URL(url).pathname,
         headers: HEADERS,
-        setupRequest: (request) => ({ ...request, body: updateBody(counter.next()) }),
+        setupRequest: (request) => ({
+          ...request,
+          body: updateBody(counter.next(), options.layout),
+        }),
         ...(options.checkReplies
           ? {
               onResponse: (_status: number, body: string) => {

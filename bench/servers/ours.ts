@@ -19,7 +19,7 @@
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import { streamSessionId } from '../lib/operation.js';
+import { streamSessionId, updateInput } from '../lib/operation.js';
 import { serveParent } from '../lib/processes.js';
 import { settings } from '../lib/settings.js';
 
@@ -65,6 +65,17 @@ for (let s = 0; s < settings.sessions; s++) {
     videoSourcePath: `/media/${streamSessionId(s)}.mkv`,
     startSegment: 0,
   });
+}
+// BENCH_SEED=1: every client of the layout joins before the load (bench/scale.ts).
+if (process.env.BENCH_SEED === '1') {
+  const clients = settings.sessions * settings.clientsPerSession;
+  for (let n = 0; n < clients; n++) {
+    const input = updateInput(n, settings.sessions, settings.clientsPerSession);
+    await app.coordinator.updateClientPosition({
+      ...input,
+      quality: input.quality === 'Q1080P' ? '1080p' : input.quality === 'Q720P' ? '720p' : '480p',
+    });
+  }
 }
 const { url } = await app.start(0, '127.0.0.1');
 process.send?.({ type: 'ready', url, wsUrl: url.replace(/^http/, 'ws') });
