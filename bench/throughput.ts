@@ -78,6 +78,25 @@ export async function runThroughput(log: (line: string) => void): Promise<Throug
     log(`pre-flight passed: ${targets.join(', ')} reply without errors`);
     const ours = servers.get('ours');
     if (ours) encoder = startEncoder(ours.wsUrl!);
+    if (settings.prime > 0) {
+      for (const target of targets) {
+        const server = servers.get(SERVER_OF[target])!;
+        const counter = counters.get(target)!;
+        let errorReplies: number;
+        if (target === 'ours-ws') {
+          const run = await runWs(server.wsUrl!, counter, { warmup: 0, seconds: settings.prime });
+          errorReplies = run.errorReplies;
+        } else {
+          const run = await runHttp(server.url, counter, {
+            seconds: settings.prime,
+            checkReplies: true,
+          });
+          errorReplies = run.errorReplies + run.non2xx;
+        }
+        if (errorReplies > 0) log(`priming ${target}: ${errorReplies} replies with errors`);
+      }
+      log(`primed each target for ${settings.prime} s`);
+    }
 
     const windows: Record<string, Window[]> = Object.fromEntries(targets.map((t) => [t, []]));
     for (let round = 0; round < settings.rounds; round++) {

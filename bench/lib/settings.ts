@@ -17,6 +17,12 @@ export const settings = {
   seconds: int('BENCH_SECONDS', 5),
   /** Seconds of warm-up before each measured window. */
   warmup: int('BENCH_WARMUP', 2),
+  /**
+   * Seconds each target is loaded once before the first round, unmeasured:
+   * the slower targets get too few requests in one warm-up for V8 to
+   * optimise their code, and their first round came out several times slower.
+   */
+  prime: int('BENCH_PRIME', 3),
   /** Load-generator connections (HTTP and WebSocket). */
   connections: int('BENCH_CONNECTIONS', 32),
   /** Operations each WebSocket connection keeps in flight. */
