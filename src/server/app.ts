@@ -19,7 +19,7 @@ import type { StreamSessionStore } from '../state/store.js';
 import { DASHBOARD_PATH, serveDashboard } from './dashboard.js';
 import { isExpectedError, maskError, useContractErrorCodes } from './errors.js';
 import { protectionPlugins } from './protection.js';
-import { serveGraphQLOverWebSocket } from './websocket.js';
+import { serveGraphQLOverWebSocket, webSocketJitPlugins } from './websocket.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -109,7 +109,11 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
     maskedErrors: { maskError },
     landingPage: false,
     batching: { limit: config.maxBatchOperations },
-    plugins: [useContractErrorCodes(), ...protectionPlugins({ development: config.development })],
+    plugins: [
+      useContractErrorCodes(),
+      ...protectionPlugins({ development: config.development }),
+      ...webSocketJitPlugins(),
+    ],
     logging: {
       debug: () => {},
       info: (...args) => log.info(...args),

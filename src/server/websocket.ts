@@ -1,8 +1,9 @@
 import type { Server } from 'node:http';
+import { useGraphQlJit } from '@envelop/graphql-jit';
 import type { ExecutionArgs } from 'graphql';
 import { GraphQLError, getOperationAST } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
-import type { YogaServerInstance } from 'graphql-yoga';
+import { createGraphQLError, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import { type Authenticator, type Principal, principalKey } from '../auth/principal.js';
 
@@ -47,7 +48,70 @@ type ConnectionState = {
   key?: string;
   /** Ids of its operations that count as subscriptions. */
   subscriptions?: Set<string>;
+  /** yoga's envelop and context for this connection, made at its first operation. */
+  graphql?: Promise<{ enveloped: Enveloped; context: Record<PropertyKey, unknown> }>;
 };
+
+/** Marks the context of an operation that came over WebSocket (see isWebSocketContext). */
+const OVER_WEBSOCKET = Symbol('overWebSocket');
+
+/** True for the context of an operation that came over WebSocket. */
+function isWebSocketContext(context: unknown): boolean {
+  return typeof context === 'object' && context !== null && OVER_WEBSOCKET in context;
+}
+
+/**
+ * yoga plugins that run WebSocket queries and mutations compiled by
+ * graphql-jit (each query compiled once, kept with its parsed document).
+ * HTTP and every subscription keep graphql-js: graphql-jit 0.8 hands a
+ * subscription's resolver the operation's variables instead of the field's
+ * arguments. Variables that do not fit their types are BAD_USER_INPUT, as
+ * graphql-js' executor makes them over HTTP (graphql-jit gives them no code).
+ */
+export function webSocketJitPlugins(): Plugin[] {
+  const compiled = (args: ExecutionArgs) =>
+    isWebSocketContext(args.contextValue) &&
+    getOperationAST(args.document, args.operationName)?.operation !== 'subscription';
+  return [
+    useGraphQlJit({}, { enableIf: compiled }) as Plugin,
+    {
+      // After graphql-jit's own onExecute, and inside execution, so the errors get
+      // their code before yoga masks errors it does not know (graphql-jit's come
+      // from the other build of graphql-js, CommonJS).
+      onExecute({ args, executeFn, setExecuteFn }) {
+        if (!compiled(args)) return;
+        setExecuteFn(async (executionArgs) => {
+          const result = await executeFn(executionArgs);
+          // Errors and no data: the request was refused before anything ran.
+          if (Symbol.asyncIterator in result || 'data' in result || !result.errors) return result;
+          return { ...result, errors: result.errors.map(asBadUserInput) };
+        });
+      },
+    },
+  ];
+}
+
+function asBadUserInput(error: GraphQLError): GraphQLError {
+  if (error.extensions?.code !== undefined) return error;
+  // yoga's own factory, so that yoga knows the error for one of its own.
+  return createGraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
+  });
+}
+
+/** A query, parsed and validated, or why it cannot run. */
+type Prepared =
+  | { readonly document: ExecutionArgs['document']; readonly errors?: undefined }
+  | { readonly errors: readonly GraphQLError[] };
+
+/** Distinct queries kept parsed and validated, per server. */
+const PREPARED_CACHE_SIZE = 1_000;
+/** Longer queries are parsed and validated each time rather than kept. */
+const PREPARED_MAX_QUERY_LENGTH = 16_384;
 
 /** Close code and reason for a reader too slow for its subscriptions. */
 export const SLOW_READER_CLOSE = { code: 1008, reason: 'Subscriber too slow' } as const;
@@ -65,6 +129,35 @@ export function serveGraphQLOverWebSocket(
 ): { close(): Promise<void> } {
   // The same cap on one message as on one HTTP request body.
   const wss = new WebSocketServer({ server, path, maxPayload: options.maxMessageBytes });
+  const preparedQueries = new LruCache<string, Prepared>(PREPARED_CACHE_SIZE);
+
+  /**
+   * Parses and validates through yoga's envelop (its plugins' limits
+   * included), keeping the outcome per query. Validation depends on the
+   * caller only through its role (introspection is for admins), so the role
+   * is part of the key.
+   */
+  function prepare(enveloped: Enveloped, query: string, principal?: Principal): Prepared {
+    const cacheable = query.length <= PREPARED_MAX_QUERY_LENGTH;
+    const key = `${principal?.role}\n${query}`;
+    const cached = cacheable ? preparedQueries.get(key) : undefined;
+    if (cached !== undefined) return cached;
+    let prepared: Prepared;
+    try {
+      const document = enveloped.parse(query);
+      const errors = enveloped.validate(enveloped.schema, document);
+      prepared = errors.length > 0 ? { errors } : { document };
+    } catch (error) {
+      // A syntax error is the operation's error, not a reason to drop the socket
+      // (the contract-codes plugin has given it its code). Duck-typed: the
+      // parser may be another copy of graphql-js (ESM or CJS).
+      if ((error as Error | null)?.name !== 'GraphQLError') throw error;
+      prepared = { errors: [error as GraphQLError] };
+    }
+    if (cacheable) preparedQueries.set(key, prepared);
+    return prepared;
+  }
+
   const connections = new Counter();
   const subscriptions = new Counter();
   const graphqlWs = useServer<Record<string, unknown> | undefined, ConnectionState>(
@@ -106,24 +199,27 @@ export function serveGraphQLOverWebSocket(
       execute: (args) => (args.rootValue as ExecutionRoot).execute(args),
       subscribe: (args) => (args.rootValue as ExecutionRoot).subscribe(args),
       onSubscribe: async (ctx, id, payload) => {
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params: payload,
-          principal: ctx.extra.principal,
-        });
-        let document: ExecutionArgs['document'];
-        try {
-          document = parse(payload.query);
-        } catch (error) {
-          // A syntax error is the operation's error, not a reason to drop the
-          // socket (the contract-codes plugin has given it its code).
-          if ((error as Error | null)?.name === 'GraphQLError') return [error as GraphQLError];
-          throw error;
-        }
-        const errors = validate(schema, document);
-        if (errors.length > 0) return errors;
+        // The principal and the socket are the connection's: yoga's envelop and
+        // context are made once for it, and each operation gets a shallow copy
+        // of that context, so what is cached per context (Pothos' auth scopes)
+        // stays per operation.
+        ctx.extra.graphql ??= (async () => {
+          const enveloped = yoga.getEnveloped({
+            ...ctx,
+            req: ctx.extra.request,
+            socket: ctx.extra.socket,
+            params: payload,
+            principal: ctx.extra.principal,
+            [OVER_WEBSOCKET]: true,
+          });
+          const context = (await enveloped.contextFactory()) as Record<PropertyKey, unknown>;
+          return { enveloped, context };
+        })();
+        const { enveloped, context } = await ctx.extra.graphql;
+        const { schema, execute, subscribe } = enveloped;
+        const prepared = prepare(enveloped, payload.query, ctx.extra.principal);
+        if (prepared.errors !== undefined) return [...prepared.errors];
+        const document = prepared.document;
         const operation = getOperationAST(document, payload.operationName);
         if (operation == null) {
           // Said here, with a code, rather than by graphql-ws without one.
@@ -154,7 +250,7 @@ export function serveGraphQLOverWebSocket(
           operationName: payload.operationName,
           document,
           variableValues: payload.variables,
-          contextValue: await contextFactory(),
+          contextValue: { ...context, params: payload },
           rootValue: { execute, subscribe } satisfies ExecutionRoot,
         };
         return args;
@@ -177,6 +273,28 @@ export function serveGraphQLOverWebSocket(
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
+}
+
+/** A Map that forgets its least recently used entry past `max` entries. */
+class LruCache<K, V> {
+  private readonly entries = new Map<K, V>();
+
+  constructor(private readonly max: number) {}
+
+  get(key: K): V | undefined {
+    const value = this.entries.get(key);
+    if (value !== undefined) {
+      this.entries.delete(key);
+      this.entries.set(key, value);
+    }
+    return value;
+  }
+
+  set(key: K, value: V): void {
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value as K);
+  }
 }
 
 /** Counts per key, forgetting keys that drop to zero. */

@@ -1,0 +1,79 @@
+/**
+ * Compares configurations of ours over WebSocket, interleaved round by round
+ * (rotating which goes first) so that a busy machine hits all of them alike:
+ * `AB_VARIANTS='BENCH_SRC=/tmp/base/src|' npx tsx bench/ab.ts` (each variant is
+ * a space-separated list of environment settings for servers/ours.ts, such as
+ * BENCH_SRC, another copy of src/ to serve, e.g. one made with
+ * `git archive <commit> src | tar -x -C /tmp/base`). Prints each
+ * window's req per server CPU-second and, per variant, the median (min–max)
+ * of its per-round ratio to the first variant.
+ */
+
+import { BENCH_DIR, type Child, pinSelf, startChild } from './lib/processes.js';
+import { settings } from './lib/settings.js';
+import { spread } from './lib/stats.js';
+import { Counter } from './load/http.js';
+import { runWs } from './load/ws.js';
+
+const envOf = (spec: string) =>
+  Object.fromEntries(
+    spec
+      .split(' ')
+      .filter(Boolean)
+      .map((kv) => {
+        const at = kv.indexOf('=');
+        return [kv.slice(0, at), kv.slice(at + 1)];
+      }),
+  );
+pinSelf(1);
+const variants = (process.env.AB_VARIANTS ?? '').split('|');
+const servers: Array<{
+  spec: string;
+  child: Child;
+  wsUrl: string;
+  counter: Counter;
+  perCpu: number[];
+}> = [];
+for (const spec of variants) {
+  const { child, ready } = await startChild(`${BENCH_DIR}servers/ours.ts`, {
+    core: 0,
+    env: envOf(spec),
+  });
+  servers.push({
+    spec,
+    child,
+    wsUrl: ready.wsUrl as string,
+    counter: new Counter(),
+    perCpu: [] as number[],
+  });
+}
+for (let round = 0; round < settings.rounds; round++) {
+  const order = servers.map((_, i) => servers[(i + round) % servers.length]!);
+  for (const s of order) {
+    let before = 0;
+    let after = 0;
+    const run = await runWs(s.wsUrl, s.counter, {
+      warmup: settings.warmup,
+      seconds: settings.seconds,
+      onMeasureStart: async () => {
+        before = await s.child.ask<number>({ type: 'cpu' });
+      },
+      onMeasureEnd: async () => {
+        after = await s.child.ask<number>({ type: 'cpu' });
+      },
+    });
+    s.perCpu.push(run.requests / ((after - before) / 1e6));
+    console.log(
+      `round ${round + 1} [${s.spec}] ${Math.round(run.rps)} req/s, ${Math.round(s.perCpu.at(-1)!)} per CPU-s${run.errorReplies ? `, ${run.errorReplies} error replies` : ''}`,
+    );
+  }
+}
+const base = servers[0]!;
+for (const s of servers) {
+  const f = spread(s.perCpu);
+  const r = spread(s.perCpu.map((v, i) => v / base.perCpu[i]!));
+  console.log(
+    `[${s.spec}] per CPU-s ${Math.round(f.median)} (${Math.round(f.min)}–${Math.round(f.max)}); ×${r.median.toFixed(2)} (${r.min.toFixed(2)}–${r.max.toFixed(2)}) of [${base.spec}]`,
+  );
+}
+await Promise.all(servers.map((s) => s.child.stop()));

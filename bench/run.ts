@@ -1,0 +1,265 @@
+/**
+ * `npm run bench`: throughput of five targets round-robin, event latency
+ * under a background load, then memory and scale; prints a table with
+ * PASS/MISS lines and writes bench/results.json. A miss never fails the
+ * process: the figures are the product.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { type LatencyResult, runLatency } from './latency.js';
+import { BENCH_DIR, pinning, pinSelf, startChild } from './lib/processes.js';
+import { settings } from './lib/settings.js';
+import { round, spread } from './lib/stats.js';
+import { runScale, type ScaleResult } from './scale.js';
+import { DESCRIPTIONS, runThroughput, TARGETS, type ThroughputResult } from './throughput.js';
+
+const log = (line: string) => console.log(`[bench] ${line}`);
+
+function machine() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  } catch {}
+  return {
+    // Not availableParallelism(): this process is pinned to one core by then.
+    nproc: cpus().length,
+    cpu: /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? 'unknown',
+    node: process.version,
+    pinning: pinning.enabled
+      ? 'servers on core 0, load generator on core 1'
+      : `none (${pinning.reason})`,
+    commit,
+  };
+}
+
+interface Memory {
+  bytesPerClient: number;
+  clients: number;
+  sessions: number;
+  throughput: { how: string; at100: number; atN: number; ratio: number };
+  lifecycle: {
+    startBytes: number;
+    peakBytes: number;
+    endBytes: number;
+    endVsStart: number;
+  } & Record<string, unknown>;
+}
+
+async function runMemory(): Promise<Memory> {
+  const { child, ready } = await startChild(`${BENCH_DIR}memory.ts`, {
+    core: 0,
+    nodeArgs: ['--expose-gc'],
+  });
+  await child.stop();
+  return ready.result as Memory;
+}
+
+/** Per-round ratios a/b of two targets' figures, as median and min–max. */
+function ratio(t: ThroughputResult, a: string, b: string, field: 'rps' | 'perCpuSecond') {
+  const wa = t.windows[a];
+  const wb = t.windows[b];
+  if (!wa?.length || !wb?.length) return null;
+  const values = wa
+    .map((w, i) => w[field] / (wb[i]?.[field] ?? Number.NaN))
+    .filter(Number.isFinite);
+  return spread(values);
+}
+
+const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n)
+    ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : 'n/a';
+const mb = (bytes: number) => `${fmt(bytes / 1048576, 1)} MB`;
+
+function report(
+  t: ThroughputResult | null,
+  latency: LatencyResult | null,
+  memory: Memory | null,
+  scale: ScaleResult | null,
+): { lines: string[]; targets: Array<{ target: string; value: string; pass: boolean }> } {
+  const lines: string[] = [];
+  const targets: Array<{ target: string; value: string; pass: boolean }> = [];
+  const verdict = (target: string, value: string, pass: boolean) =>
+    targets.push({ target, value, pass });
+  if (t) {
+    lines.push(
+      '',
+      `Throughput: ${settings.rounds} rounds × (${settings.warmup} s warm-up + ${settings.seconds} s), ${settings.connections} connections` +
+        ` (WebSocket: ${settings.wsInFlight} in flight each); median (min–max over rounds)`,
+      '',
+      '| target    | req/s                      | req per server CPU-s       | server CPU | what |',
+      '| --------- | -------------------------- | -------------------------- | ---------- | ---- |',
+    );
+    for (const target of TARGETS) {
+      const windows = t.windows[target];
+      if (!windows?.length) continue;
+      const rps = spread(windows.map((w) => w.rps));
+      const cpu = spread(windows.map((w) => w.perCpuSecond));
+      const share = spread(windows.map((w) => w.serverCpu));
+      lines.push(
+        `| ${target.padEnd(9)} | ${`${fmt(rps.median)} (${fmt(rps.min)}–${fmt(rps.max)})`.padEnd(26)} | ${`${fmt(cpu.median)} (${fmt(cpu.min)}–${fmt(cpu.max)})`.padEnd(26)} | ${`${fmt(share.median * 100)}%`.padEnd(10)} | ${DESCRIPTIONS[target]} |`,
+      );
+    }
+    lines.push(
+      '',
+      '| ratio             | by req/s            | by req per server CPU-s |',
+      '| ----------------- | ------------------- | ----------------------- |',
+    );
+    for (const ours of ['ours-http', 'ours-ws']) {
+      for (const other of ['floor', 'peer', 'limit']) {
+        const r = ratio(t, ours, other, 'rps');
+        const c = ratio(t, ours, other, 'perCpuSecond');
+        if (!r || !c) continue;
+        lines.push(
+          `| ${`${ours}/${other}`.padEnd(17)} | ${`${fmt(r.median, 2)} (${fmt(r.min, 2)}–${fmt(r.max, 2)})`.padEnd(19)} | ${`${fmt(c.median, 2)} (${fmt(c.min, 2)}–${fmt(c.max, 2)})`.padEnd(23)} |`,
+        );
+      }
+    }
+    for (const [ours, other, floor, label] of [
+      ['ours-http', 'floor', 0.9, 'ours over HTTP ≥ 0.9 × floor'],
+      ['ours-ws', 'peer', 1, 'ours over WebSocket ≥ 1.0 × peer'],
+    ] as const) {
+      const byRps = ratio(t, ours, other, 'rps');
+      const byCpu = ratio(t, ours, other, 'perCpuSecond');
+      if (!byRps || !byCpu) continue;
+      const shown = (r: typeof byRps) =>
+        `${fmt(r.median, 2)} × (${fmt(r.min, 2)}–${fmt(r.max, 2)})`;
+      verdict(`${label}, by req/s`, shown(byRps), byRps.median >= floor);
+      verdict(`${label}, by req per server CPU-s`, shown(byCpu), byCpu.median >= floor);
+    }
+  }
+  if (latency) {
+    const bg = latency.background;
+    lines.push(
+      '',
+      `batchNeeded latency, ms, under a background load of ${bg ? `${fmt(bg.achievedRate)} updates/s (asked ${fmt(bg.targetRate)})` : 'none'}`,
+      'client: update sent → subscriber received; server: need decided in the store → subscriber received',
+      '',
+      '| transport | subscribers | client p50 | client p99 | server p50 | server p99 | samples |',
+      '| --------- | ----------- | ---------- | ---------- | ---------- | ---------- | ------- |',
+    );
+    for (const f of latency.figures) {
+      lines.push(
+        `| ${f.transport.padEnd(9)} | ${String(f.subscribers).padEnd(11)} | ${fmt(f.client.p50, 2).padEnd(10)} | ${fmt(f.client.p99, 2).padEnd(10)} | ${fmt(f.server.p50, 2).padEnd(10)} | ${fmt(f.server.p99, 2).padEnd(10)} | ${String(f.samples).padEnd(7)} |`,
+      );
+    }
+    for (const f of latency.figures.filter((x) => x.subscribers === 10)) {
+      verdict(
+        `batchNeeded p99 ≤ 5 ms, 10 subscribers, ${f.transport === 'ws' ? 'WebSocket' : 'SSE'} (client-side)`,
+        `${fmt(f.client.p99, 2)} ms (server-side ${fmt(f.server.p99, 2)} ms)`,
+        f.client.p99 <= 5 && f.lost === 0,
+      );
+    }
+  }
+  if (memory) {
+    const life = memory.lifecycle;
+    lines.push(
+      '',
+      `Memory and scale (in-process coordinator, ${fmt(memory.clients)} clients in ${fmt(memory.sessions)} sessions)`,
+      '',
+      `- heap per client position: ${fmt(memory.bytesPerClient)} bytes`,
+      `- update throughput (${memory.throughput.how}): ${fmt(memory.throughput.at100)}/s at 100 clients, ${fmt(memory.throughput.atN)}/s at ${fmt(memory.clients)} clients (ratio ${fmt(memory.throughput.ratio, 2)})`,
+      `- lifecycle: heap ${mb(life.startBytes)} at start, ${mb(life.peakBytes)} with every client, ${mb(life.endBytes)} after all expired and sessions ended (${life.endVsStart >= 0 ? '+' : ''}${fmt(life.endVsStart * 100, 1)}%)`,
+    );
+    verdict(
+      'heap per client position ≤ 300 bytes',
+      `${fmt(memory.bytesPerClient)} bytes`,
+      memory.bytesPerClient <= 300,
+    );
+    verdict(
+      `throughput at ${fmt(memory.clients)} clients ≥ 0.9 × at 100, in-process coordinator`,
+      `${fmt(memory.throughput.ratio, 2)} ×`,
+      memory.throughput.ratio >= 0.9,
+    );
+    verdict(
+      'lifecycle heap back within 10% of start',
+      `${life.endVsStart >= 0 ? '+' : ''}${fmt(life.endVsStart * 100, 1)}%`,
+      Math.abs(life.endVsStart) <= 0.1,
+    );
+  }
+  if (scale) {
+    const r = scale.ratio;
+    lines.push(
+      '',
+      'Update throughput over HTTP, the real service, every client joined first (median, min–max over rounds)',
+      '',
+      `- 100 clients: ${fmt(scale.at100.rps.median)} req/s, ${fmt(scale.at100.perCpuSecond.median)} per server CPU-s`,
+      `- ${fmt(scale.clients)} clients: ${fmt(scale.atN.rps.median)} req/s, ${fmt(scale.atN.perCpuSecond.median)} per server CPU-s`,
+      `- ratio: ${fmt(r.rps.median, 2)} (${fmt(r.rps.min, 2)}–${fmt(r.rps.max, 2)}) by req/s, ${fmt(r.perCpuSecond.median, 2)} (${fmt(r.perCpuSecond.min, 2)}–${fmt(r.perCpuSecond.max, 2)}) by CPU`,
+    );
+    verdict(
+      `throughput at ${fmt(scale.clients)} clients ≥ 0.9 × at 100, over HTTP, by req per server CPU-s`,
+      `${fmt(r.perCpuSecond.median, 2)} × (${fmt(r.perCpuSecond.min, 2)}–${fmt(r.perCpuSecond.max, 2)})`,
+      r.perCpuSecond.median >= 0.9,
+    );
+  }
+  lines.push('', '| target | figure | verdict |', '| ------ | ------ | ------- |');
+  for (const v of targets) lines.push(`| ${v.target} | ${v.value} | ${v.pass ? 'PASS' : 'MISS'} |`);
+  return { lines, targets };
+}
+
+async function main() {
+  pinSelf(1);
+  const startedAt = new Date();
+  const loadStart = loadavg();
+  log(
+    `machine: ${JSON.stringify(machine())}, load average ${loadStart.map((l) => l.toFixed(2)).join(' ')}`,
+  );
+  let throughput: ThroughputResult | null = null;
+  let latency: LatencyResult | null = null;
+  let memory: Memory | null = null;
+  let scale: ScaleResult | null = null;
+  const timings: Record<string, number> = {};
+  const timed = async <T>(phase: string, run: () => Promise<T>): Promise<T> => {
+    const started = Date.now();
+    try {
+      return await run();
+    } finally {
+      timings[phase] = Math.round((Date.now() - started) / 1000);
+      log(`${phase} took ${timings[phase]} s`);
+    }
+  };
+  if (settings.phases.has('throughput')) {
+    throughput = await timed('throughput', () => runThroughput(log));
+  }
+  if (settings.phases.has('latency')) {
+    const oursHttp = throughput?.windows['ours-http'];
+    const rate = oursHttp?.length
+      ? spread(oursHttp.map((w) => w.rps)).median / 2
+      : Number(process.env.BENCH_BACKGROUND_RATE ?? 500);
+    latency = await timed('latency', () => runLatency(rate, log));
+  }
+  if (settings.phases.has('scale')) scale = await timed('scale', () => runScale(log));
+  if (settings.phases.has('memory')) {
+    log(`memory and scale: ${settings.memoryClients} clients, in-process`);
+    memory = await timed('memory', () => runMemory());
+  }
+  const { lines, targets } = report(throughput, latency, memory, scale);
+  console.log(lines.join('\n'));
+  const results = {
+    command: `${Object.entries(process.env)
+      .filter(([k]) => k.startsWith('BENCH_'))
+      .map(([k, v]) => `${k}=${v} `)
+      .join('')}npm run bench`,
+    startedAt: startedAt.toISOString(),
+    seconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
+    machine: { ...machine(), loadAverageStart: loadStart, loadAverageEnd: loadavg() },
+    settings: { ...settings, phases: [...settings.phases] },
+    timings,
+    targets,
+    throughput,
+    scale,
+    latency,
+    memory,
+  };
+  const file = new URL('results.json', import.meta.url);
+  writeFileSync(
+    file,
+    `${JSON.stringify(results, (_k, v) => (typeof v === 'number' ? round(v, 3) : v), 2)}\n`,
+  );
+  log(`wrote ${file.pathname} in ${results.seconds} s`);
+}
+
+await main();

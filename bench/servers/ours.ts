@@ -1,0 +1,99 @@
+/**
+ * Ours: the real service from buildApp (real store, coordinator, event bus,
+ * schema, yoga and graphql-ws), with the benchmark's configuration:
+ * - authEnabled: false and positionUpdatesPerSecond: 0, so that the load
+ *   measures the service, not the token check or the per-player rate limit;
+ * - the per-token WebSocket caps raised (with auth off every caller is the
+ *   same admin "token"), so 32 load connections and 100 subscribers fit;
+ * - client and idle timeouts of an hour, so clients do not expire (and the
+ *   sweeper does not run a mass expiry on the shared core) while the other
+ *   targets take their turn.
+ * Stream sessions bench-0 … bench-(S-1) are created at start.
+ *
+ * With BENCH_SRC=path it serves that copy of src/ instead (for bench/ab.ts).
+ * With BENCH_MARK_NEEDS=1 it also notes, per announced need, the instant the
+ * store decided it (epoch milliseconds, sub-millisecond), for the latency
+ * phase's server-side figure; src is not changed for that, the store
+ * instance's method is wrapped here.
+ */
+import { resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { streamSessionId, updateInput } from '../lib/operation.js';
+import { serveParent } from '../lib/processes.js';
+import { settings } from '../lib/settings.js';
+
+// BENCH_SRC: another copy of src/ to serve instead (bench/ab.ts compares two).
+const src = process.env.BENCH_SRC
+  ? pathToFileURL(resolve(process.env.BENCH_SRC)).href
+  : new URL('../../src', import.meta.url).href;
+const { defaultConfig } = (await import(
+  `${src}/config.js`
+)) as typeof import('../../src/config.js');
+const { buildApp } = (await import(
+  `${src}/server/app.js`
+)) as typeof import('../../src/server/app.js');
+
+const config = {
+  ...defaultConfig,
+  authEnabled: false,
+  positionUpdatesPerSecond: 0,
+  wsMaxConnectionsPerToken: 100_000,
+  wsMaxSubscriptionsPerToken: 100_000,
+  clientTimeout: 3_600_000,
+  idleTimeout: 3_600_000,
+};
+const app = buildApp({ config, log: { info: () => {}, warn: console.warn, error: console.error } });
+
+const marks = new Map<string, number>();
+if (process.env.BENCH_MARK_NEEDS === '1') {
+  const store = app.store;
+  const update = store.updateClientPosition.bind(store);
+  store.updateClientPosition = async (input, now) => {
+    const change = await update(input, now);
+    if (change.announcement !== null) {
+      const key = `${input.streamSessionId}:${change.announcement.batchNumber}`;
+      marks.set(key, performance.timeOrigin + performance.now());
+    }
+    return change;
+  };
+}
+
+for (let s = 0; s < settings.sessions; s++) {
+  await app.coordinator.createStreamSession({
+    id: streamSessionId(s),
+    videoSourcePath: `/media/${streamSessionId(s)}.mkv`,
+    startSegment: 0,
+  });
+}
+// BENCH_SEED=1: every client of the layout joins before the load (bench/scale.ts).
+if (process.env.BENCH_SEED === '1') {
+  const clients = settings.sessions * settings.clientsPerSession;
+  for (let n = 0; n < clients; n++) {
+    const input = updateInput(n, settings.sessions, settings.clientsPerSession);
+    await app.coordinator.updateClientPosition({
+      ...input,
+      quality: input.quality === 'Q1080P' ? '1080p' : input.quality === 'Q720P' ? '720p' : '480p',
+    });
+  }
+}
+const { url } = await app.start(0, '127.0.0.1');
+process.send?.({ type: 'ready', url, wsUrl: url.replace(/^http/, 'ws') });
+
+serveParent(
+  {
+    stats: () => ({
+      sessions: app.memoryStore?.size ?? 0,
+      clients: app.memoryStore?.clientCount ?? 0,
+      subscriptions: app.coordinator.subscriptionCount,
+      rssBytes: process.memoryUsage().rss,
+    }),
+    /** The decision instants noted for `keys` (stream session id:batch number). */
+    marks: ({ keys }: { keys: string[] }) => {
+      const found = keys.map((key) => marks.get(key) ?? null);
+      for (const key of keys) marks.delete(key);
+      return found;
+    },
+  },
+  () => app.stop(),
+);
