@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { CoordinatorEvent, EventBus, Unsubscribe } from '../events.js';
 import type { BatchNeed, StreamSessionView } from '../model.js';
+import { normalize } from './redis-store.js';
 
 const READ_ATTEMPTS = 20;
 const READ_RETRY_DELAY = 250; // ms: 5 s in all, longer than a reconnection takes
@@ -78,13 +79,7 @@ export class RedisEventBus implements EventBus {
     const { need } = message;
     return {
       type: 'batchNeeded',
-      event: {
-        ...need,
-        // cjson leaves out nil fields and writes an empty list as {}.
-        furthestSegment: need.furthestSegment ?? null,
-        qualities: Array.isArray(need.qualities) ? need.qualities : [],
-        streamSession: session,
-      },
+      event: { ...normalize(need), streamSession: session },
     };
   }
 

@@ -348,7 +348,7 @@ export class RedisStore implements StreamSessionStore {
 }
 
 /** cjson leaves out nil fields and writes an empty list as {}. */
-function normalize<T extends BatchNeed & { sequence: number }>(need: T): T {
+export function normalize<T extends BatchNeed & { sequence: number }>(need: T): T {
   return {
     ...need,
     furthestSegment: need.furthestSegment ?? null,
