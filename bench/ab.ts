@@ -12,7 +12,7 @@
 import { BENCH_DIR, type Child, pinSelf, startChild } from './lib/processes.js';
 import { settings } from './lib/settings.js';
 import { spread } from './lib/stats.js';
-import { Counter } from './load/http.js';
+import { Counter, runHttp } from './load/http.js';
 import { runWs } from './load/ws.js';
 
 const envOf = (spec: string) =>
@@ -27,21 +27,27 @@ const envOf = (spec: string) =>
   );
 pinSelf(1);
 const variants = (process.env.AB_VARIANTS ?? '').split('|');
+// AB_TRANSPORT=http loads over HTTP (autocannon) instead of WebSocket.
+const overHttp = process.env.AB_TRANSPORT === 'http';
 const servers: Array<{
   spec: string;
   child: Child;
+  url: string;
   wsUrl: string;
   counter: Counter;
   perCpu: number[];
 }> = [];
 for (const spec of variants) {
-  const { child, ready } = await startChild(`${BENCH_DIR}servers/ours.ts`, {
+  // SERVER=floor (or limit, peer) in a variant serves that target instead of ours.
+  const { SERVER = 'ours', ...env } = envOf(spec);
+  const { child, ready } = await startChild(`${BENCH_DIR}servers/${SERVER}.ts`, {
     core: 0,
-    env: envOf(spec),
+    env,
   });
   servers.push({
     spec,
     child,
+    url: ready.url as string,
     wsUrl: ready.wsUrl as string,
     counter: new Counter(),
     perCpu: [] as number[],
@@ -52,16 +58,30 @@ for (let round = 0; round < settings.rounds; round++) {
   for (const s of order) {
     let before = 0;
     let after = 0;
-    const run = await runWs(s.wsUrl, s.counter, {
-      warmup: settings.warmup,
-      seconds: settings.seconds,
-      onMeasureStart: async () => {
-        before = await s.child.ask<number>({ type: 'cpu' });
-      },
-      onMeasureEnd: async () => {
-        after = await s.child.ask<number>({ type: 'cpu' });
-      },
-    });
+    const onMeasureStart = async () => {
+      before = await s.child.ask<number>({ type: 'cpu' });
+    };
+    const onMeasureEnd = async () => {
+      after = await s.child.ask<number>({ type: 'cpu' });
+    };
+    let run: { requests: number; rps: number; errorReplies: number };
+    if (overHttp) {
+      const warm = await runHttp(s.url, s.counter, {
+        seconds: settings.warmup,
+        checkReplies: true,
+      });
+      await onMeasureStart();
+      run = { ...(await runHttp(s.url, s.counter, { seconds: settings.seconds })) };
+      await onMeasureEnd();
+      run.errorReplies = warm.errorReplies;
+    } else {
+      run = await runWs(s.wsUrl, s.counter, {
+        warmup: settings.warmup,
+        seconds: settings.seconds,
+        onMeasureStart,
+        onMeasureEnd,
+      });
+    }
     s.perCpu.push(run.requests / ((after - before) / 1e6));
     console.log(
       `round ${round + 1} [${s.spec}] ${Math.round(run.rps)} req/s, ${Math.round(s.perCpu.at(-1)!)} per CPU-s${run.errorReplies ? `, ${run.errorReplies} error replies` : ''}`,
