@@ -18,12 +18,13 @@ import { MemoryStore } from '../src/state/memory-store.js';
 import {
   type BatchNeededEvent,
   BatchNeededReason,
+  type ClientPosition,
   Quality,
   type SessionDefaults,
   type StreamSessionEndedEvent,
   type StreamSessionView,
 } from '../src/state/model.js';
-import type { Timeouts } from '../src/state/store.js';
+import type { Change, Timeouts } from '../src/state/store.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 const defaults: SessionDefaults = { segmentDuration: 6, batchSize: 20, threshold: 5 };
@@ -592,10 +593,12 @@ describe('BatchCoordinator.batchNeeded', () => {
           this.gate = null;
           this.release();
         }
+        // A remote store's reply: the change is made, the answer comes later.
+        override readonly synchronousChanges = false;
         override async updateClientPosition(
           ...args: Parameters<MemoryStore['updateClientPosition']>
-        ): ReturnType<MemoryStore['updateClientPosition']> {
-          const change = await super.updateClientPosition(...args);
+        ): Promise<Change<ClientPosition>> {
+          const change = super.updateClientPosition(...args);
           if (this.gate !== null) await this.gate;
           return change;
         }
@@ -815,8 +818,41 @@ describe('BatchCoordinator.batchNeeded', () => {
 });
 
 describe('BatchCoordinator: per-session locks', () => {
-  it('holds a lock only while work is in flight', async () => {
-    const { coordinator } = setup();
+  it('takes no lock with a synchronous store: each change and its events run in one turn', async () => {
+    const { coordinator, events } = setup();
+    await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
+    const seen: string[] = [];
+    const stop = events.subscribe((message) => {
+      if (message.type === 'streamSessionChanged') seen.push(message.event.id);
+    });
+    const work = Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        coordinator.updateClientPosition(position('a', `p${i}`, i)),
+      ),
+    );
+    // Every change and its event happened before the first await returned.
+    expect(coordinator.lockCount).toBe(0);
+    expect(seen).toHaveLength(50);
+    await work;
+    expect((await coordinator.requireStreamSession('a')).furthestSegment).toBe(49);
+    stop();
+  });
+
+  it('holds a lock only while work is in flight (a store that answers later)', async () => {
+    class RemoteLikeStore extends MemoryStore {
+      override readonly synchronousChanges = false;
+      override async createStreamSession(
+        ...args: Parameters<MemoryStore['createStreamSession']>
+      ): Promise<Change<StreamSessionView>> {
+        return super.createStreamSession(...args);
+      }
+      override async updateClientPosition(
+        ...args: Parameters<MemoryStore['updateClientPosition']>
+      ): Promise<Change<ClientPosition>> {
+        return super.updateClientPosition(...args);
+      }
+    }
+    const { coordinator } = setup({ store: new RemoteLikeStore(timeouts) });
     expect(coordinator.lockCount).toBe(0);
     const creating = coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
     expect(coordinator.lockCount).toBe(1);
@@ -1042,9 +1078,10 @@ describe('BatchCoordinator.close', () => {
   it('waits for the changes in flight', async () => {
     class GatedUpdateStore extends MemoryStore {
       release: () => void = () => {};
+      override readonly synchronousChanges = false;
       override async updateClientPosition(
         ...args: Parameters<MemoryStore['updateClientPosition']>
-      ): ReturnType<MemoryStore['updateClientPosition']> {
+      ): Promise<Change<ClientPosition>> {
         await new Promise<void>((resolve) => {
           this.release = resolve;
         });

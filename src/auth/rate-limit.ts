@@ -14,6 +14,15 @@ export class PositionRateLimiter {
     this.limiter = perSecond > 0 ? new RateLimiterMemory({ points: perSecond, duration: 1 }) : null;
   }
 
+  /**
+   * Runs `update` if the player is within its limit (at once when there is
+   * no limit); RateLimitedError, and no update, when it is over.
+   */
+  within<T>(streamSessionId: string, sessionId: string, update: () => Promise<T>): Promise<T> {
+    if (this.limiter === null) return update();
+    return this.consume(streamSessionId, sessionId).then(update);
+  }
+
   /** Counts one update; RateLimitedError when the player is over its limit. */
   async consume(streamSessionId: string, sessionId: string): Promise<void> {
     if (this.limiter === null) return;

@@ -34,10 +34,10 @@ builder.mutationFields((t) => ({
     description: "Creates or moves the client's position. NOT_FOUND for an unknown stream session.",
     args: { input: t.arg({ type: UpdateClientPositionInput, required: true }) },
     authScopes: (_root, { input }) => player(input.streamSessionId, input.sessionId),
-    resolve: async (_root, { input }, { coordinator, positionRateLimiter }) => {
-      await positionRateLimiter.consume(input.streamSessionId, input.sessionId);
-      return coordinator.updateClientPosition(input);
-    },
+    resolve: (_root, { input }, { coordinator, positionRateLimiter }) =>
+      positionRateLimiter.within(input.streamSessionId, input.sessionId, () =>
+        coordinator.updateClientPosition(input),
+      ),
   }),
   removeClient: t.boolean({
     description: 'True when the client was in the session.',

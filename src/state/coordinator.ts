@@ -18,7 +18,7 @@ import {
   type StreamSessionView,
   type UpdateClientPositionInput,
 } from './model.js';
-import type { Change, DueWork, StreamSessionStore } from './store.js';
+import type { Change, DueWork, MaybePromise, StreamSessionStore } from './store.js';
 
 export interface CoordinatorOptions {
   readonly store: StreamSessionStore;
@@ -440,26 +440,41 @@ export class BatchCoordinator {
   /**
    * Runs a change under the session's mutex and publishes what it announced,
    * then that the session changed (just its id: this runs on every position
-   * update, so no view is built here).
+   * update, so no view is built here). A store whose changes are synchronous
+   * needs no mutex: the change and its publishing run in one turn of the
+   * event loop, and nothing else can run between them.
    */
-  private change<T>(streamSessionId: string, run: () => Promise<Change<T>>): Promise<T> {
-    return this.exclusive(streamSessionId, async () => {
-      const { result, announcement } = await run();
-      // A store that publishes its own events (Redis) does so in the change's atomic step.
-      if (!this.store.publishesEvents) {
-        if (announcement !== null) {
-          this.events.publish({ type: 'batchNeeded', event: announcement });
-        }
-        // A result of false is a change that found nothing to do (no such client, not due).
-        if (result !== false) {
-          this.events.publish({ type: 'streamSessionChanged', event: { id: streamSessionId } });
-        }
+  private change<T>(streamSessionId: string, run: () => MaybePromise<Change<T>>): Promise<T> {
+    if (this.store.synchronousChanges) {
+      try {
+        const change = run();
+        return change instanceof Promise
+          ? change.then((done) => this.announce(streamSessionId, done))
+          : Promise.resolve(this.announce(streamSessionId, change));
+      } catch (error) {
+        return Promise.reject(error);
       }
-      return result;
-    });
+    }
+    return this.exclusive(streamSessionId, async () => this.announce(streamSessionId, await run()));
+  }
+
+  /** Publishes what a change announced, unless the store did (Redis); returns its result. */
+  private announce<T>(streamSessionId: string, { result, announcement }: Change<T>): T {
+    // A store that publishes its own events (Redis) does so in the change's atomic step.
+    if (!this.store.publishesEvents) {
+      if (announcement !== null) {
+        this.events.publish({ type: 'batchNeeded', event: announcement });
+      }
+      // A result of false is a change that found nothing to do (no such client, not due).
+      if (result !== false) {
+        this.events.publish({ type: 'streamSessionChanged', event: { id: streamSessionId } });
+      }
+    }
+    return result;
   }
 
   private async exclusive<T>(streamSessionId: string, run: () => Promise<T>): Promise<T> {
+    if (this.store.synchronousChanges) return run();
     let lock = this.locks.get(streamSessionId);
     if (lock === undefined) {
       lock = { mutex: new Mutex(), users: 0 };

@@ -9,7 +9,7 @@ import type {
   StreamSessionView,
   UpdateClientPositionInput,
 } from './model.js';
-import type { Change, DueWork, StreamSessionStore, Timeouts } from './store.js';
+import type { Change, DueWork, MaybePromise, StreamSessionStore, Timeouts } from './store.js';
 import {
   type ClientSlot,
   StreamSession,
@@ -42,6 +42,8 @@ export interface MemoryStoreSnapshot {
  */
 export class MemoryStore implements StreamSessionStore {
   readonly publishesEvents = false;
+  // Every change returns its result itself (a subclass may say otherwise, as tests of a remote store's timing do).
+  readonly synchronousChanges: boolean = true;
   // A Map iterates in insertion order: oldest first, as the contract lists them.
   private readonly sessions = new Map<string, StreamSession>();
   /** Every client, least recently updated first. */
@@ -97,10 +99,10 @@ export class MemoryStore implements StreamSessionStore {
     };
   }
 
-  async createStreamSession(
+  createStreamSession(
     settings: StreamSessionSettings,
     now: Instant,
-  ): Promise<Change<StreamSessionView>> {
+  ): MaybePromise<Change<StreamSessionView>> {
     if (this.sessions.has(settings.id)) {
       throw new ConflictError(`Stream session '${settings.id}' already exists.`);
     }
@@ -110,7 +112,7 @@ export class MemoryStore implements StreamSessionStore {
     return { result: session.view(), announcement: announcement(session) };
   }
 
-  async endStreamSession(id: string, _now?: Instant): Promise<boolean> {
+  endStreamSession(id: string, _now?: Instant): MaybePromise<boolean> {
     const session = this.sessions.get(id);
     if (session === undefined) return false;
     this.sessions.delete(id);
@@ -120,10 +122,10 @@ export class MemoryStore implements StreamSessionStore {
     return true;
   }
 
-  async updateClientPosition(
+  updateClientPosition(
     input: UpdateClientPositionInput,
     now: Instant,
-  ): Promise<Change<ClientPosition>> {
+  ): MaybePromise<Change<ClientPosition>> {
     const session = this.require(input.streamSessionId);
     const slot = session.updateClientPosition(
       input.sessionId,
@@ -138,11 +140,11 @@ export class MemoryStore implements StreamSessionStore {
     return { result: toPosition(slot), announcement: announcement(session) };
   }
 
-  async removeClient(
+  removeClient(
     streamSessionId: string,
     sessionId: string,
     now: Instant,
-  ): Promise<Change<boolean>> {
+  ): MaybePromise<Change<boolean>> {
     const session = this.require(streamSessionId);
     const slot = session.removeClient(sessionId, now);
     if (slot === undefined) return { result: false, announcement: null };
@@ -151,7 +153,7 @@ export class MemoryStore implements StreamSessionStore {
     return { result: true, announcement: announcement(session) };
   }
 
-  async setCurrentBatch(input: SetCurrentBatchInput, now: Instant): Promise<Change<BatchState>> {
+  setCurrentBatch(input: SetCurrentBatchInput, now: Instant): MaybePromise<Change<BatchState>> {
     const session = this.require(input.streamSessionId);
     const result = session.setCurrentBatch(input, now);
     this.claimDeadlines.delete(session);
@@ -159,11 +161,11 @@ export class MemoryStore implements StreamSessionStore {
     return { result, announcement: announcement(session) };
   }
 
-  async completeBatch(
+  completeBatch(
     streamSessionId: string,
     batchNumber: number,
     now: Instant,
-  ): Promise<Change<BatchState>> {
+  ): MaybePromise<Change<BatchState>> {
     const session = this.require(streamSessionId);
     const result = session.completeBatch(batchNumber, now);
     this.claimDeadlines.delete(session);
@@ -225,11 +227,11 @@ export class MemoryStore implements StreamSessionStore {
     return due;
   }
 
-  async expireClient(
+  expireClient(
     streamSessionId: string,
     sessionId: string,
     now: Instant,
-  ): Promise<Change<boolean>> {
+  ): MaybePromise<Change<boolean>> {
     const slot = this.sessions.get(streamSessionId)?.getClient(sessionId);
     if (slot === undefined || slot.lastUpdated + this.timeouts.clientTimeout > now) {
       return { result: false, announcement: null };
@@ -237,11 +239,11 @@ export class MemoryStore implements StreamSessionStore {
     return this.removeClient(streamSessionId, sessionId, now);
   }
 
-  async stallBatch(
+  stallBatch(
     streamSessionId: string,
     batchNumber: number,
     now: Instant,
-  ): Promise<Change<boolean>> {
+  ): MaybePromise<Change<boolean>> {
     const session = this.sessions.get(streamSessionId);
     const deadline = session && this.claimDeadlines.get(session);
     if (
@@ -259,7 +261,7 @@ export class MemoryStore implements StreamSessionStore {
     return { result: true, announcement: announcement(session) };
   }
 
-  async endIdleSession(streamSessionId: string, now: Instant): Promise<boolean> {
+  endIdleSession(streamSessionId: string, now: Instant): MaybePromise<boolean> {
     const session = this.sessions.get(streamSessionId);
     const since = session && this.idleSince.get(session);
     if (since === undefined || since + this.timeouts.idleTimeout > now) return false;

@@ -19,6 +19,9 @@ export interface Change<T> {
   readonly announcement: BatchNeededEvent | null;
 }
 
+/** A value, or a promise of it: what a store that may be remote returns. */
+export type MaybePromise<T> = T | Promise<T>;
+
 /** How long things may wait before the sweeper acts, in milliseconds. */
 export interface Timeouts {
   /** A claimed batch not completed within this is STALLED. */
@@ -40,10 +43,14 @@ export type DueWork =
   | { readonly kind: 'sessionIdle'; readonly streamSessionId: string };
 
 /**
- * Where stream sessions live. Every method is async so that a store on
- * another machine (Redis) fits behind it; each change is atomic on its own.
- * Callers serialise changes to one stream session (the coordinator's mutex),
- * and a store must still be correct when other processes change it too.
+ * Where stream sessions live. Reads are async so that a store on another
+ * machine (Redis) fits behind it; changes may be async too, and each change
+ * is atomic on its own. Callers serialise changes to one stream session (the
+ * coordinator's mutex), and a store must still be correct when other
+ * processes change it too. A store whose changes all finish before they
+ * return (the embedded one) says so with `synchronousChanges` and returns
+ * plain values: nothing can run between such a change and the publishing of
+ * its events, so the coordinator needs no lock for it.
  *
  * Errors: NotFoundError for an unknown stream session, ConflictError for a
  * change the session's state refuses; nothing changes when either is thrown.
@@ -56,24 +63,34 @@ export interface StreamSessionStore {
    * then publishes none, and the announcements it gets back are null.
    */
   readonly publishesEvents: boolean;
+  /**
+   * True when every change method returns its Change itself (or throws),
+   * never a promise: the change, its decision and its events then happen in
+   * one turn of the event loop.
+   */
+  readonly synchronousChanges: boolean;
   /** ConflictError when the id is taken. */
   createStreamSession(
     settings: StreamSessionSettings,
     now: Instant,
-  ): Promise<Change<StreamSessionView>>;
+  ): MaybePromise<Change<StreamSessionView>>;
   /** True when the session existed; its clients and batch go with it. */
-  endStreamSession(id: string, now: Instant): Promise<boolean>;
+  endStreamSession(id: string, now: Instant): MaybePromise<boolean>;
   updateClientPosition(
     input: UpdateClientPositionInput,
     now: Instant,
-  ): Promise<Change<ClientPosition>>;
-  removeClient(streamSessionId: string, sessionId: string, now: Instant): Promise<Change<boolean>>;
-  setCurrentBatch(input: SetCurrentBatchInput, now: Instant): Promise<Change<BatchState>>;
+  ): MaybePromise<Change<ClientPosition>>;
+  removeClient(
+    streamSessionId: string,
+    sessionId: string,
+    now: Instant,
+  ): MaybePromise<Change<boolean>>;
+  setCurrentBatch(input: SetCurrentBatchInput, now: Instant): MaybePromise<Change<BatchState>>;
   completeBatch(
     streamSessionId: string,
     batchNumber: number,
     now: Instant,
-  ): Promise<Change<BatchState>>;
+  ): MaybePromise<Change<BatchState>>;
 
   getStreamSession(id: string): Promise<StreamSessionView | null>;
   /** Oldest first. */
@@ -86,14 +103,22 @@ export interface StreamSessionStore {
    */
   dueWork(now: Instant, limit: number): Promise<DueWork[]>;
   /** Removes the client if it is still silent past the client timeout. */
-  expireClient(streamSessionId: string, sessionId: string, now: Instant): Promise<Change<boolean>>;
+  expireClient(
+    streamSessionId: string,
+    sessionId: string,
+    now: Instant,
+  ): MaybePromise<Change<boolean>>;
   /**
    * Declares the batch stalled if it is still the current, incomplete batch
    * past its deadline, announces STALLED and sets the next deadline.
    */
-  stallBatch(streamSessionId: string, batchNumber: number, now: Instant): Promise<Change<boolean>>;
+  stallBatch(
+    streamSessionId: string,
+    batchNumber: number,
+    now: Instant,
+  ): MaybePromise<Change<boolean>>;
   /** Ends the session if it is still without clients past the idle timeout. */
-  endIdleSession(streamSessionId: string, now: Instant): Promise<boolean>;
+  endIdleSession(streamSessionId: string, now: Instant): MaybePromise<boolean>;
 
   /** How many clients all sessions hold (metrics; tests check the indexes agree). */
   countClients(): Promise<number>;

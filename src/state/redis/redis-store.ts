@@ -55,6 +55,7 @@ interface LuaReply<T> {
 export class RedisStore implements StreamSessionStore {
   /** Its scripts publish batchNeeded and streamSessionEnded themselves (see lua.ts). */
   readonly publishesEvents = true;
+  readonly synchronousChanges = false;
   readonly redis: Scripted;
   private readonly prefix: string;
   private readonly timeouts: Timeouts;
@@ -94,7 +95,7 @@ export class RedisStore implements StreamSessionStore {
     settings: StreamSessionSettings,
     now: Instant,
   ): Promise<Change<StreamSessionView>> {
-    const reply = await this.run<true>(
+    await this.run<true>(
       'hbcCreate',
       settings.id,
       settings.videoSourcePath,
@@ -127,14 +128,7 @@ export class RedisStore implements StreamSessionStore {
     now: Instant,
   ): Promise<Change<ClientPosition>> {
     const { streamSessionId, sessionId, segmentNumber, quality } = input;
-    const reply = await this.run<true>(
-      'hbcUpdate',
-      streamSessionId,
-      sessionId,
-      segmentNumber,
-      quality,
-      now,
-    );
+    await this.run<true>('hbcUpdate', streamSessionId, sessionId, segmentNumber, quality, now);
     return {
       result: { sessionId, segmentNumber, quality, lastUpdated: now },
       announcement: null,
