@@ -96,22 +96,27 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
   const positionRateLimiter = new PositionRateLimiter(config.positionUpdatesPerSecond);
   const anonymous: Principal = { role: 'anonymous' };
 
-  // Every transport hands yoga the caller's principal in its server context.
-  const yoga = createYoga<{ principal?: Principal }, Context>({
+  // Over WebSocket the caller's principal comes in yoga's server context; over
+  // HTTP and SSE it is kept beside the request (a second server-context
+  // argument would make yoga merge the two objects on every request).
+  const principals = new WeakMap<IncomingMessage, Principal>();
+  const principalOf = (context: { principal?: Principal; req?: IncomingMessage }) =>
+    context.principal ?? (context.req && principals.get(context.req)) ?? anonymous;
+  const yoga = createYoga<{ principal?: Principal; req?: IncomingMessage }, Context>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    context: ({ principal }): Context => ({
+    context: (serverContext): Context => ({
       coordinator,
       authenticator,
       positionRateLimiter,
-      principal: principal ?? anonymous,
+      principal: principalOf(serverContext),
     }),
     maskedErrors: { maskError },
     landingPage: false,
     batching: { limit: config.maxBatchOperations },
     plugins: [
       useContractErrorCodes(),
-      ...protectionPlugins({ development: config.development }),
+      ...protectionPlugins({ development: config.development, principalOf }),
       ...webSocketJitPlugins(),
     ],
     logging: {
@@ -140,7 +145,10 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
   /** Authenticates, reads the body within its limit, and hands the request to yoga. */
   async function serveGraphQL(req: IncomingMessage & { body?: unknown }, res: ServerResponse) {
     const principal = await authenticator.authenticate(req.headers.authorization);
-    if (req.method === 'POST') {
+    // With a Content-Length within the limit, Node's parser delivers exactly that
+    // many bytes: yoga reads the body itself. Chunked bodies are counted here.
+    const length = req.headers['content-length'];
+    if (req.method === 'POST' && !(length !== undefined && Number(length) <= config.maxBodyBytes)) {
       try {
         req.body = await getRawBody(req, {
           limit: config.maxBodyBytes,
@@ -158,7 +166,8 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
         });
       }
     }
-    return yoga(req, res, { principal });
+    principals.set(req, principal);
+    return yoga(req, res);
   }
 
   async function readiness(res: ServerResponse) {

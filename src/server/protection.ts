@@ -13,6 +13,8 @@ export const CSRF_HEADER = 'x-graphql-yoga-csrf';
 
 export interface ProtectionOptions {
   readonly development: boolean;
+  /** The caller, from the context validation sees (its `principal` unless told otherwise). */
+  readonly principalOf?: (context: { principal?: Principal }) => Principal | undefined;
 }
 
 /**
@@ -21,7 +23,10 @@ export interface ProtectionOptions {
  * outside development; introspection for admins only outside development;
  * CSRF prevention for browser requests that skip the preflight.
  */
-export function protectionPlugins({ development }: ProtectionOptions): Plugin[] {
+export function protectionPlugins({
+  development,
+  principalOf = (context) => context.principal,
+}: ProtectionOptions): Plugin[] {
   // Armor throws its rejections out of validation by default, which loses the
   // validation error code; reported instead, they are ordinary validation errors.
   const report = {
@@ -43,15 +48,18 @@ export function protectionPlugins({ development }: ProtectionOptions): Plugin[] 
   return [
     ...(armor.protect().plugins as Plugin[]),
     useCSRFPrevention({ requestHeaders: [CSRF_HEADER] }) as Plugin,
-    adminOnlyIntrospection(development),
+    adminOnlyIntrospection(development, principalOf),
   ];
 }
 
 /** Introspection is a map of the API: only admins get it, but anyone in development. */
-function adminOnlyIntrospection(development: boolean): Plugin<{ principal?: Principal }> {
+function adminOnlyIntrospection(
+  development: boolean,
+  principalOf: NonNullable<ProtectionOptions['principalOf']>,
+): Plugin<{ principal?: Principal }> {
   return {
     onValidate({ context, addValidationRule }) {
-      if (!development && context.principal?.role !== 'admin') {
+      if (!development && principalOf(context)?.role !== 'admin') {
         addValidationRule(NoSchemaIntrospectionCustomRule);
       }
     },
