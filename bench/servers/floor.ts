@@ -2,13 +2,15 @@
  * The floor: graphql-yoga with the one-field schema, its resolver returning a
  * constant, and the same yoga settings as ours (masked errors, no landing
  * page, batching limit, graphql-armor, CSRF prevention, the introspection
- * rule). What yoga itself costs per request, with nothing of ours in it.
+ * rule, graphql-jit for queries and mutations). What yoga itself costs per
+ * request, with nothing of ours in it.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createSchema, createYoga } from 'graphql-yoga';
 import { defaultConfig } from '../../src/config.js';
 import { maskError } from '../../src/server/errors.js';
+import { jitPlugins } from '../../src/server/jit.js';
 import { protectionPlugins } from '../../src/server/protection.js';
 import { CONSTANT_POSITION, ONE_FIELD_SDL } from '../lib/operation.js';
 import { serveParent } from '../lib/processes.js';
@@ -25,7 +27,7 @@ const yoga = createYoga({
   maskedErrors: { maskError },
   landingPage: false,
   batching: { limit: defaultConfig.maxBatchOperations },
-  plugins: protectionPlugins({ development: false }),
+  plugins: [...protectionPlugins({ development: false }), ...jitPlugins()],
   logging: { debug: () => {}, info: () => {}, warn: console.warn, error: console.error },
 });
 const server = createServer(yoga);

@@ -18,8 +18,9 @@ import { loadSnapshot, saveSnapshot } from '../state/snapshot-file.js';
 import type { StreamSessionStore } from '../state/store.js';
 import { DASHBOARD_PATH, serveDashboard } from './dashboard.js';
 import { isExpectedError, maskError, useContractErrorCodes } from './errors.js';
+import { jitPlugins } from './jit.js';
 import { protectionPlugins } from './protection.js';
-import { serveGraphQLOverWebSocket, webSocketJitPlugins } from './websocket.js';
+import { serveGraphQLOverWebSocket } from './websocket.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -117,7 +118,7 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
     plugins: [
       useContractErrorCodes(),
       ...protectionPlugins({ development: config.development, principalOf }),
-      ...webSocketJitPlugins(),
+      ...jitPlugins(),
     ],
     logging: {
       debug: () => {},

@@ -1,9 +1,8 @@
 import type { Server } from 'node:http';
-import { useGraphQlJit } from '@envelop/graphql-jit';
 import type { ExecutionArgs } from 'graphql';
 import { GraphQLError, getOperationAST } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
-import { createGraphQLError, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import { type Authenticator, type Principal, principalKey } from '../auth/principal.js';
 
@@ -51,57 +50,6 @@ type ConnectionState = {
   /** yoga's envelop and context for this connection, made at its first operation. */
   graphql?: Promise<{ enveloped: Enveloped; context: Record<PropertyKey, unknown> }>;
 };
-
-/** Marks the context of an operation that came over WebSocket (see isWebSocketContext). */
-const OVER_WEBSOCKET = Symbol('overWebSocket');
-
-/** True for the context of an operation that came over WebSocket. */
-function isWebSocketContext(context: unknown): boolean {
-  return typeof context === 'object' && context !== null && OVER_WEBSOCKET in context;
-}
-
-/**
- * yoga plugins that run WebSocket queries and mutations compiled by
- * graphql-jit (each query compiled once, kept with its parsed document).
- * HTTP and every subscription keep graphql-js: graphql-jit 0.8 hands a
- * subscription's resolver the operation's variables instead of the field's
- * arguments. Variables that do not fit their types are BAD_USER_INPUT, as
- * graphql-js' executor makes them over HTTP (graphql-jit gives them no code).
- */
-export function webSocketJitPlugins(): Plugin[] {
-  const compiled = (args: ExecutionArgs) =>
-    isWebSocketContext(args.contextValue) &&
-    getOperationAST(args.document, args.operationName)?.operation !== 'subscription';
-  return [
-    useGraphQlJit({}, { enableIf: compiled }) as Plugin,
-    {
-      // After graphql-jit's own onExecute, and inside execution, so the errors get
-      // their code before yoga masks errors it does not know (graphql-jit's come
-      // from the other build of graphql-js, CommonJS).
-      onExecute({ args, executeFn, setExecuteFn }) {
-        if (!compiled(args)) return;
-        setExecuteFn(async (executionArgs) => {
-          const result = await executeFn(executionArgs);
-          // Errors and no data: the request was refused before anything ran.
-          if (Symbol.asyncIterator in result || 'data' in result || !result.errors) return result;
-          return { ...result, errors: result.errors.map(asBadUserInput) };
-        });
-      },
-    },
-  ];
-}
-
-function asBadUserInput(error: GraphQLError): GraphQLError {
-  if (error.extensions?.code !== undefined) return error;
-  // yoga's own factory, so that yoga knows the error for one of its own.
-  return createGraphQLError(error.message, {
-    nodes: error.nodes,
-    source: error.source,
-    positions: error.positions,
-    path: error.path,
-    extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
-  });
-}
 
 /** A query, parsed and validated, or why it cannot run. */
 type Prepared =
@@ -210,7 +158,6 @@ export function serveGraphQLOverWebSocket(
             socket: ctx.extra.socket,
             params: payload,
             principal: ctx.extra.principal,
-            [OVER_WEBSOCKET]: true,
           });
           const context = (await enveloped.contextFactory()) as Record<PropertyKey, unknown>;
           return { enveloped, context };

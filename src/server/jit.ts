@@ -1,0 +1,64 @@
+import { useGraphQlJit } from '@envelop/graphql-jit';
+import {
+  type DocumentNode,
+  type ExecutionArgs,
+  type GraphQLError,
+  getOperationAST,
+  type OperationTypeNode,
+} from 'graphql';
+import { createGraphQLError, type Plugin } from 'graphql-yoga';
+
+/**
+ * yoga plugins that run queries and mutations compiled by graphql-jit (each
+ * query compiled once, kept with its parsed document), over HTTP and
+ * WebSocket alike. Subscriptions keep graphql-js: graphql-jit 0.8 hands a
+ * subscription's resolver the operation's variables instead of the field's
+ * arguments. Variables that do not fit their types are BAD_USER_INPUT, as
+ * graphql-js' executor makes them (graphql-jit gives them no code).
+ */
+export function jitPlugins(): Plugin[] {
+  // yoga and the WebSocket path keep parsed documents, so a document is seen many times.
+  const kinds = new WeakMap<
+    DocumentNode,
+    Map<string | null | undefined, OperationTypeNode | undefined>
+  >();
+  const compiled = ({ document, operationName }: ExecutionArgs) => {
+    let byName = kinds.get(document);
+    if (byName === undefined) kinds.set(document, (byName = new Map()));
+    let kind = byName.get(operationName);
+    if (kind === undefined && !byName.has(operationName)) {
+      kind = getOperationAST(document, operationName)?.operation;
+      byName.set(operationName, kind);
+    }
+    return kind !== undefined && kind !== 'subscription';
+  };
+  return [
+    useGraphQlJit({}, { enableIf: compiled }) as Plugin,
+    {
+      // After graphql-jit's own onExecute, and inside execution, so the errors get
+      // their code before yoga masks errors it does not know (graphql-jit's come
+      // from the other build of graphql-js, CommonJS).
+      onExecute({ args, executeFn, setExecuteFn }) {
+        if (!compiled(args)) return;
+        setExecuteFn(async (executionArgs) => {
+          const result = await executeFn(executionArgs);
+          // Errors and no data: the request was refused before anything ran.
+          if (Symbol.asyncIterator in result || 'data' in result || !result.errors) return result;
+          return { ...result, errors: result.errors.map(asBadUserInput) };
+        });
+      },
+    },
+  ];
+}
+
+function asBadUserInput(error: GraphQLError): GraphQLError {
+  if (error.extensions?.code !== undefined) return error;
+  // yoga's own factory, so that yoga knows the error for one of its own.
+  return createGraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
+  });
+}
