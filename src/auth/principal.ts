@@ -10,6 +10,7 @@ export type Principal =
   | { readonly role: 'encoder' }
   | {
       readonly role: 'player';
+
       readonly streamSessionId: string;
       readonly sessionId: string;
       /** Milliseconds since the epoch. */
@@ -19,6 +20,11 @@ export type Principal =
   | { readonly role: 'anonymous' }
   /** A token that is malformed, expired or wrongly signed (UNAUTHENTICATED). */
   | { readonly role: 'invalid'; readonly reason: string };
+
+// Principals without fields of their own are shared: they are never changed.
+const ADMIN: Principal = Object.freeze({ role: 'admin' });
+const ENCODER: Principal = Object.freeze({ role: 'encoder' });
+const ANONYMOUS: Principal = Object.freeze({ role: 'anonymous' });
 
 export interface AuthSettings {
   /** False with AUTH=off: every caller is admin. */
@@ -56,18 +62,21 @@ export class Authenticator {
     return this.settings.enabled;
   }
 
-  /** The principal for an `Authorization` value such as `Bearer abc`. */
-  async authenticate(authorization: string | null | undefined): Promise<Principal> {
-    if (!this.settings.enabled) return { role: 'admin' };
-    if (authorization == null || authorization === '') return { role: 'anonymous' };
+  /**
+   * The principal for an `Authorization` value such as `Bearer abc`; a
+   * promise only while a player token's signature is checked.
+   */
+  authenticate(authorization: string | null | undefined): Principal | Promise<Principal> {
+    if (!this.settings.enabled) return ADMIN;
+    if (authorization == null || authorization === '') return ANONYMOUS;
     const match = /^Bearer +(\S+) *$/i.exec(authorization);
     if (match === null) return { role: 'invalid', reason: 'expected "Bearer <token>"' };
     const token = match[1] as string;
     // Digests have one length, so timingSafeEqual compares in constant time
     // whatever the length of what was sent.
     const sent = digest(token);
-    if (timingSafeEqual(sent, this.admin)) return { role: 'admin' };
-    if (timingSafeEqual(sent, this.encoder)) return { role: 'encoder' };
+    if (timingSafeEqual(sent, this.admin)) return ADMIN;
+    if (timingSafeEqual(sent, this.encoder)) return ENCODER;
     return this.verifyPlayer(token);
   }
 

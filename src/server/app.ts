@@ -145,7 +145,8 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
 
   /** Authenticates, reads the body within its limit, and hands the request to yoga. */
   async function serveGraphQL(req: IncomingMessage & { body?: unknown }, res: ServerResponse) {
-    const principal = await authenticator.authenticate(req.headers.authorization);
+    const authenticated = authenticator.authenticate(req.headers.authorization);
+    const principal = authenticated instanceof Promise ? await authenticated : authenticated;
     // With a Content-Length within the limit, Node's parser delivers exactly that
     // many bytes: yoga reads the body itself. Chunked bodies are counted here.
     const length = req.headers['content-length'];

@@ -1,5 +1,6 @@
 import {
   handleStreamOrSingleExecutionResult,
+  type OnExecuteDoneEventPayload,
   type OnExecuteDoneHookResultOnNextHook,
   type Plugin,
 } from '@envelop/core';
@@ -127,22 +128,26 @@ export function useContractErrorCodes(): Plugin {
     const errors = coded(result.errors as ErrorList | undefined);
     if (errors !== undefined) setResult({ ...result, errors } as typeof result);
   };
+  // The same hooks for every operation: nothing is made per request.
+  const onParseDone = ({ result }: { result: unknown }) => {
+    if (result instanceof Error && result.name === 'GraphQLError') {
+      const error = result as Error & { extensions: Record<string, unknown> };
+      error.extensions.code ??= 'GRAPHQL_PARSE_FAILED';
+    }
+  };
+  const executeHooks = {
+    onExecuteDone: (payload: OnExecuteDoneEventPayload<object>) =>
+      handleStreamOrSingleExecutionResult(payload, onDone),
+  };
+  const subscribeHooks = {
+    onSubscribeResult: (payload: OnExecuteDoneEventPayload<object>) =>
+      handleStreamOrSingleExecutionResult(payload, onDone),
+  };
   return {
     // yoga codes a syntax error only for HTTP requests, and caches the error
     // object for every transport: code it here, where all transports parse.
-    onParse:
-      () =>
-      ({ result }) => {
-        if (result instanceof Error && result.name === 'GraphQLError') {
-          const error = result as Error & { extensions: Record<string, unknown> };
-          error.extensions.code ??= 'GRAPHQL_PARSE_FAILED';
-        }
-      },
-    onExecute: () => ({
-      onExecuteDone: (payload) => handleStreamOrSingleExecutionResult(payload, onDone),
-    }),
-    onSubscribe: () => ({
-      onSubscribeResult: (payload) => handleStreamOrSingleExecutionResult(payload, onDone),
-    }),
+    onParse: () => onParseDone,
+    onExecute: () => executeHooks,
+    onSubscribe: () => subscribeHooks,
   };
 }
