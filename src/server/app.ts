@@ -188,6 +188,7 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
     pingInterval: config.wsPingInterval,
     connectionInitTimeout: config.wsConnectionInitTimeout,
     maxBufferedBytes: config.wsMaxBufferedBytes,
+    onError: (message, error) => log.error(message, error),
   });
 
   let stopped: Promise<void> | null = null;

@@ -1,10 +1,10 @@
 import type { Server } from 'node:http';
 import type { ExecutionArgs } from 'graphql';
 import { GraphQLError, getOperationAST } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import { type Authenticator, type Principal, principalKey } from '../auth/principal.js';
+import { serveGraphQLWs } from './ws-transport.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: any yoga instance, whatever its context.
 type AnyYoga = YogaServerInstance<any, any>;
@@ -33,6 +33,8 @@ export interface WebSocketOptions {
    * with 1008 past it, instead of growing the server's memory.
    */
   readonly maxBufferedBytes: number;
+  /** Where faults of the server itself are reported. */
+  readonly onError: (message: string, error: unknown) => void;
 }
 
 /** Close code and reason for a token over its connection cap. */
@@ -108,7 +110,7 @@ export function serveGraphQLOverWebSocket(
 
   const connections = new Counter();
   const subscriptions = new Counter();
-  const graphqlWs = useServer<Record<string, unknown> | undefined, ConnectionState>(
+  const graphqlWs = serveGraphQLWs<ConnectionState>(
     {
       connectionInitWaitTimeout: options.connectionInitTimeout,
       // Returning false closes the socket with 4403 Forbidden.
@@ -210,7 +212,7 @@ export function serveGraphQLOverWebSocket(
       },
     },
     wss,
-    options.pingInterval,
+    { keepAlive: options.pingInterval, onError: options.onError },
   );
   return {
     async close() {
