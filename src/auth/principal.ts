@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { LRUCache } from 'lru-cache';
 
 /**
  * Who is calling. Resolved once per HTTP request or WebSocket connection,
@@ -20,6 +21,9 @@ export type Principal =
   | { readonly role: 'anonymous' }
   /** A token that is malformed, expired or wrongly signed (UNAUTHENTICATED). */
   | { readonly role: 'invalid'; readonly reason: string };
+
+/** Player tokens kept verified at once (a few MB at most). */
+const VERIFIED_PLAYER_TOKENS = 10_000;
 
 // Principals without fields of their own are shared: they are never changed.
 const ADMIN: Principal = Object.freeze({ role: 'admin' });
@@ -58,6 +62,12 @@ export class Authenticator {
     this.key = new TextEncoder().encode(settings.clientTokenSecret);
   }
 
+  /** Player tokens whose signature was checked, until they expire. */
+  private readonly players = new LRUCache<string, Principal>({
+    max: VERIFIED_PLAYER_TOKENS,
+    ttlAutopurge: false,
+  });
+
   get enabled(): boolean {
     return this.settings.enabled;
   }
@@ -77,7 +87,16 @@ export class Authenticator {
     const sent = digest(token);
     if (timingSafeEqual(sent, this.admin)) return ADMIN;
     if (timingSafeEqual(sent, this.encoder)) return ENCODER;
-    return this.verifyPlayer(token);
+    // A player sends the same token every few seconds: its signature is checked
+    // once, and the principal kept until the token expires.
+    const known = this.players.get(token);
+    if (known !== undefined) return known;
+    return this.verifyPlayer(token).then((principal) => {
+      const ttl = principal.role === 'player' ? principal.expiresAt - Date.now() : 0;
+      // (A ttl of 0 would keep it for ever.)
+      if (ttl > 0) this.players.set(token, principal, { ttl });
+      return principal;
+    });
   }
 
   /** A signed token for one player of one stream session, valid for `ttlSeconds`. */

@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { ExecutionArgs } from 'graphql';
 import { GraphQLError, getOperationAST } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
+import { LRUCache } from 'lru-cache';
 import { WebSocketServer } from 'ws';
 import { type Authenticator, type Principal, principalKey } from '../auth/principal.js';
 import { serveGraphQLWs } from './ws-transport.js';
@@ -79,7 +80,7 @@ export function serveGraphQLOverWebSocket(
 ): { close(): Promise<void> } {
   // The same cap on one message as on one HTTP request body.
   const wss = new WebSocketServer({ server, path, maxPayload: options.maxMessageBytes });
-  const preparedQueries = new LruCache<string, Prepared>(PREPARED_CACHE_SIZE);
+  const preparedQueries = new LRUCache<string, Prepared>({ max: PREPARED_CACHE_SIZE });
 
   /**
    * Parses and validates through yoga's envelop (its plugins' limits
@@ -222,28 +223,6 @@ export function serveGraphQLOverWebSocket(
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
-}
-
-/** A Map that forgets its least recently used entry past `max` entries. */
-class LruCache<K, V> {
-  private readonly entries = new Map<K, V>();
-
-  constructor(private readonly max: number) {}
-
-  get(key: K): V | undefined {
-    const value = this.entries.get(key);
-    if (value !== undefined) {
-      this.entries.delete(key);
-      this.entries.set(key, value);
-    }
-    return value;
-  }
-
-  set(key: K, value: V): void {
-    this.entries.delete(key);
-    this.entries.set(key, value);
-    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value as K);
-  }
 }
 
 /** Counts per key, forgetting keys that drop to zero. */

@@ -1,0 +1,51 @@
+import { SignJWT } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { Authenticator } from '../src/auth/principal.js';
+
+const settings = {
+  enabled: true,
+  adminToken: 'admin-token-of-at-least-some-length',
+  encoderToken: 'encoder-token-of-at-least-some-length',
+  clientTokenSecret: 'a-client-token-secret-of-32-bytes-or-more',
+};
+const bearer = (token: string) => `Bearer ${token}`;
+
+describe('Authenticator: player tokens', () => {
+  it('checks a player token once, then answers from what it verified', async () => {
+    const auth = new Authenticator(settings);
+    const token = await auth.issueClientToken('s1', 'p1', 60);
+    const first = auth.authenticate(bearer(token));
+    // The first time, the signature is checked (asynchronously).
+    expect(first).toBeInstanceOf(Promise);
+    const principal = await first;
+    expect(principal).toMatchObject({ role: 'player', streamSessionId: 's1', sessionId: 'p1' });
+    // After that, the same token is known at once, as the same principal.
+    const second = auth.authenticate(bearer(token));
+    expect(second).not.toBeInstanceOf(Promise);
+    expect(second).toEqual(principal);
+  });
+
+  it('forgets a verified token when it expires', async () => {
+    const auth = new Authenticator(settings);
+    const token = await auth.issueClientToken('s1', 'p1', 1);
+    expect(await auth.authenticate(bearer(token))).toMatchObject({ role: 'player' });
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const later = auth.authenticate(bearer(token));
+    expect(later).toBeInstanceOf(Promise);
+    expect(await later).toEqual({ role: 'invalid', reason: 'the token has expired' });
+  });
+
+  it('keeps nothing for a token it refused', async () => {
+    const auth = new Authenticator(settings);
+    const forged = await new SignJWT({ ssid: 's1' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('p1')
+      .setExpirationTime('60s')
+      .sign(new TextEncoder().encode('another-secret-of-32-bytes-or-more!!'));
+    for (let i = 0; i < 2; i++) {
+      const answer = auth.authenticate(bearer(forged));
+      expect(answer).toBeInstanceOf(Promise);
+      expect(await answer).toEqual({ role: 'invalid', reason: 'the token is not valid' });
+    }
+  });
+});
