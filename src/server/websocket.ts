@@ -200,7 +200,9 @@ export function serveGraphQLOverWebSocket(
           operationName: payload.operationName,
           document,
           variableValues: payload.variables,
-          contextValue: { ...context, params: payload },
+          // A child of the connection's context: per-operation caches (Pothos' auth scopes)
+          // key on this object, and nothing is copied.
+          contextValue: Object.assign(Object.create(context) as object, { params: payload }),
           rootValue: { execute, subscribe } satisfies ExecutionRoot,
         };
         return args;
