@@ -40,15 +40,7 @@ export const builder = new SchemaBuilder<{
   defaultFieldNullability: false,
   scopeAuth: {
     authorizeOnSubscribe: true,
-    authScopes: ({ principal }) => ({
-      admin: principal.role === 'admin',
-      encoder: principal.role === 'encoder',
-      player: (scope) =>
-        principal.role === 'player' &&
-        principal.expiresAt > Date.now() &&
-        principal.streamSessionId === scope.streamSessionId &&
-        (scope.sessionId === undefined || principal.sessionId === scope.sessionId),
-    }),
+    authScopes: ({ principal }) => scopesOf(principal),
     unauthorizedError: (_parent, { principal }, info) => {
       if (principal.role === 'anonymous') {
         return new UnauthenticatedError(
@@ -77,6 +69,33 @@ export const builder = new SchemaBuilder<{
       ),
   },
 });
+
+type Scopes = {
+  admin: boolean;
+  encoder: boolean;
+  player: (scope: PlayerScope) => boolean;
+};
+
+// One principal serves many operations (a WebSocket connection's, a player's
+// cached token, the shared admin): its scopes are made once.
+const scopes = new WeakMap<Principal, Scopes>();
+
+function scopesOf(principal: Principal): Scopes {
+  let made = scopes.get(principal);
+  if (made === undefined) {
+    made = {
+      admin: principal.role === 'admin',
+      encoder: principal.role === 'encoder',
+      player: (scope) =>
+        principal.role === 'player' &&
+        principal.expiresAt > Date.now() &&
+        principal.streamSessionId === scope.streamSessionId &&
+        (scope.sessionId === undefined || principal.sessionId === scope.sessionId),
+    };
+    scopes.set(principal, made);
+  }
+  return made;
+}
 
 builder.queryType({});
 builder.mutationType({});
