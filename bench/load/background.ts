@@ -1,49 +1,69 @@
 /**
- * The latency phase's background: position updates at a fixed rate
+ * The latency phase's background: position updates at a steady rate
  * (BENCH_BG_RATE per second, over BENCH_BG_URL) from their own process, so the
  * subscribers' event loop is not the one sending them. Runs until the parent
  * asks for `stop`, which answers with the rate achieved.
+ *
+ * Paced here rather than with autocannon's `overallRate`: autocannon lets
+ * each connection send its whole share of a second as fast as it can at the
+ * start of that second, then wait. That is a burst every second, which
+ * queues 32 requests at once in front of whatever the latency driver sends.
+ * Here updates leave every millisecond, as many as the rate owes by then, over
+ * up to BENCH_CONNECTIONS keep-alive connections (open loop: a slow server
+ * does not slow the schedule; the agent queues what finds no free socket).
  */
-import autocannon from 'autocannon';
+import { Agent, request } from 'node:http';
 import { serveParent } from '../lib/processes.js';
 import { settings } from '../lib/settings.js';
 import { updateBody } from './http.js';
 
-const url = process.env.BENCH_BG_URL!;
+const url = new URL(process.env.BENCH_BG_URL!);
 const rate = Number(process.env.BENCH_BG_RATE);
-let n = 0;
-const started = performance.now();
-let finished: Promise<autocannon.Result> | null = null;
-const instance = autocannon(
-  {
-    url,
-    connections: settings.connections,
-    duration: 3_600,
-    overallRate: rate,
-    requests: [
-      {
-        method: 'POST',
-        path: new URL(url).pathname,
-        headers: { 'content-type': 'application/json', accept: 'application/json' },
-        setupRequest: (request) => ({ ...request, body: updateBody(n++) }),
+const agent = new Agent({ keepAlive: true, maxSockets: settings.connections });
+let sent = 0;
+let ok = 0;
+let non2xx = 0;
+let errors = 0;
+
+function send(n: number) {
+  const body = updateBody(n);
+  const req = request(
+    {
+      agent,
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json',
+        'content-length': Buffer.byteLength(body),
       },
-    ],
-  },
-  () => {},
-);
-finished = new Promise((resolve) => instance.on('done', resolve));
+    },
+    (res) => {
+      res.resume();
+      res.on('end', () => {
+        if (res.statusCode === 200) ok++;
+        else non2xx++;
+      });
+    },
+  );
+  req.on('error', () => errors++);
+  req.end(body);
+}
+
+const started = performance.now();
+const pacer = setInterval(() => {
+  const owed = Math.floor(((performance.now() - started) / 1000) * rate);
+  while (sent < owed) send(sent++);
+}, 1);
 process.send?.({ type: 'ready' });
 
 serveParent({
   stop: async () => {
-    instance.stop();
-    const result = await finished!;
+    clearInterval(pacer);
     const seconds = (performance.now() - started) / 1000;
-    return {
-      targetRate: rate,
-      achievedRate: result['2xx'] / seconds,
-      non2xx: result.non2xx,
-      errors: result.errors,
-    };
+    agent.destroy();
+    return { targetRate: rate, achievedRate: ok / seconds, non2xx, errors };
   },
 });
