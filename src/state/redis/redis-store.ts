@@ -44,6 +44,10 @@ type Scripted = Redis & Record<ScriptName, (...args: (string | number)[]) => Pro
 
 interface LuaReply<T> {
   result: T;
+  /** The need the script announced (and published itself), or false. */
+  announcement: (BatchNeed & { sequence: number }) | false;
+  /** True when the change had already been made. */
+  repeated?: boolean;
 }
 
 /**
@@ -115,7 +119,7 @@ export class RedisStore implements StreamSessionStore {
       createdAt: now,
       updatedAt: now,
     };
-    return { result: view, announcement: null };
+    return { result: view, announcement: null, announced: announced(reply) };
   }
 
   async endStreamSession(id: string, now: Instant): Promise<boolean> {
@@ -138,6 +142,7 @@ export class RedisStore implements StreamSessionStore {
     return {
       result: { sessionId, segmentNumber, quality, lastUpdated: now },
       announcement: null,
+      announced: announced(reply),
     };
   }
 
@@ -150,6 +155,7 @@ export class RedisStore implements StreamSessionStore {
     return {
       result: reply.result,
       announcement: null,
+      announced: announced(reply),
     };
   }
 
@@ -168,6 +174,7 @@ export class RedisStore implements StreamSessionStore {
     return {
       result: batch(reply.result),
       announcement: null,
+      announced: announced(reply),
     };
   }
 
@@ -180,6 +187,8 @@ export class RedisStore implements StreamSessionStore {
     return {
       result: batch(reply.result),
       announcement: null,
+      announced: announced(reply),
+      repeated: reply.repeated === true,
     };
   }
 
@@ -254,6 +263,7 @@ export class RedisStore implements StreamSessionStore {
     return {
       result: reply.result,
       announcement: null,
+      announced: announced(reply),
     };
   }
 
@@ -272,6 +282,7 @@ export class RedisStore implements StreamSessionStore {
     return {
       result: reply.result,
       announcement: null,
+      announced: announced(reply),
     };
   }
 
@@ -281,6 +292,10 @@ export class RedisStore implements StreamSessionStore {
 
   async countClients(): Promise<number> {
     return this.guard(() => this.redis.zcard(`${this.prefix}dl:c`));
+  }
+
+  async countStreamSessions(): Promise<number> {
+    return this.guard(() => this.redis.zcard(`${this.prefix}sessions`));
   }
 
   async isReady(): Promise<boolean> {
@@ -354,6 +369,13 @@ export function normalize<T extends BatchNeed & { sequence: number }>(need: T): 
     furthestSegment: need.furthestSegment ?? null,
     qualities: Array.isArray(need.qualities) ? need.qualities : [],
   };
+}
+
+/** What a script's reply says it announced, for the coordinator's observer. */
+function announced(reply: LuaReply<unknown>): BatchNeed | null {
+  return reply.announcement === false || reply.announcement === undefined
+    ? null
+    : normalize(reply.announcement);
 }
 
 function batch(b: BatchState): BatchState {
