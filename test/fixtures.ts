@@ -11,13 +11,7 @@ import WebSocket from 'ws';
 import { type Config, defaultConfig } from '../src/config.js';
 import { type App, buildApp } from '../src/server/app.js';
 import type { Clock } from '../src/state/clock.js';
-
-/** Keeps test output to real failures: expected noise (sweeps, shutdown) is dropped. */
-const quietLog = {
-  info: () => {},
-  warn: () => {},
-  error: (...args: unknown[]) => console.error(...args),
-};
+import { quietLogger } from './log-capture.js';
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
   data?: T | null;
@@ -59,7 +53,7 @@ export async function startTestServer(
     wsMaxSubscriptionsPerToken: 10_000,
     ...overrides,
   };
-  const app = buildApp({ config, clock, log: quietLog });
+  const app = buildApp({ config, clock, logger: quietLogger() });
   const address = await app.start(port, '127.0.0.1');
   const baseUrl = `http://127.0.0.1:${address.port}`;
   const url = `${baseUrl}/graphql`;
