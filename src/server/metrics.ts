@@ -278,8 +278,18 @@ export class Metrics {
   }
 }
 
-function bind<K extends string, V>(keys: readonly K[], make: (key: K) => V): Record<K, V> {
-  return Object.fromEntries(keys.map((key) => [key, make(key)])) as Record<K, V>;
+/** A counter's child per label value, each shown (at 0) before its first increment. */
+function bind<K extends string>(
+  keys: readonly K[],
+  make: (key: K) => Counter.Internal,
+): Record<K, Counter.Internal> {
+  return Object.fromEntries(
+    keys.map((key) => {
+      const child = make(key);
+      child.inc(0);
+      return [key, child];
+    }),
+  ) as Record<K, Counter.Internal>;
 }
 
 /** Sets a gauge from what the store says; a store that cannot say leaves it `otherwise` (NaN). */
