@@ -136,6 +136,8 @@ export function startEncoder(options: EncoderOptions): Encoder {
     webSocketImpl: WebSocket,
     connectionParams: () => (options.token ? { authorization: `Bearer ${options.token}` } : {}),
     lazy: false,
+    // A connection that cannot be retried is reported by `closed` below.
+    onNonLazyError: () => {},
     keepAlive: 10_000,
     retryAttempts: Number.POSITIVE_INFINITY,
     // Back off up to 5 s between attempts, with jitter so workers do not reconnect in step.
@@ -277,7 +279,11 @@ export function startEncoder(options: EncoderOptions): Encoder {
     stopped ??= (async () => {
       stopping.abort();
       waiting.length = 0;
-      await client.dispose();
+      try {
+        await client.dispose();
+      } catch {
+        // It rejects with the close event when the last connection attempt failed: closed anyway.
+      }
     })();
     return stopped;
   }
