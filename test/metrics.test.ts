@@ -253,7 +253,11 @@ describe('/metrics', () => {
     await ok(Q.end, { id: 'g2' });
     needs.stop();
     sse.stop();
-    await eventually(() => server.app.coordinator.subscriptionCount === 1);
+    // The server hears of the two ends in its own time.
+    await eventually(async () => {
+      const now = await scrape();
+      return now.value('hbc_subscriptions') === 1 && now.value('hbc_websocket_subscriptions') === 1;
+    });
     const quieter = await scrape();
     expect(quieter.value('hbc_stream_sessions')).toBe(1);
     expect(quieter.value('hbc_clients')).toBe(1);
