@@ -76,7 +76,5 @@ export type Activity =
       readonly latencyMs: number;
     };
 
-export type ActivityType = Activity['type'];
-
 /** Told of each Activity; must not throw (what it throws is reported as an error and dropped). */
 export type ActivityObserver = (activity: Activity) => void;
