@@ -18,6 +18,10 @@ const integration = [
   'test/lifecycle.test.ts',
   'test/websocket-health.test.ts',
   'test/stream-session-updated-api.test.ts',
+  // Operators (issue 7): the gauges read the store, and the activity behind the
+  // counters and logs comes back from Redis' scripts.
+  'test/metrics.test.ts',
+  'test/logs.test.ts',
 ];
 
 export default defineConfig({

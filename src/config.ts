@@ -56,7 +56,14 @@ export interface Config {
   readonly wsMaxConnectionsPerToken: number;
   /** Most subscriptions open at once with one token, over all its connections. */
   readonly wsMaxSubscriptionsPerToken: number;
+  /** The least level logged (pino's levels; `silent` logs nothing). */
+  readonly logLevel: LogLevel;
+  /** A bearer token that may read /metrics (besides the admin token); null: none. */
+  readonly metricsToken: string | null;
 }
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -122,9 +129,11 @@ const envSchema = z.object({
   MAX_BATCH_OPERATIONS: integer(1, 1_000).default(10),
   WS_MAX_CONNECTIONS_PER_TOKEN: integer(1, 1_000_000).default(50),
   WS_MAX_SUBSCRIPTIONS_PER_TOKEN: integer(1, 1_000_000).default(100),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  METRICS_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').optional(),
 });
 
-const SECRETS = new Set(['ADMIN_TOKEN', 'ENCODER_TOKEN', 'CLIENT_TOKEN_SECRET']);
+const SECRETS = new Set(['ADMIN_TOKEN', 'ENCODER_TOKEN', 'CLIENT_TOKEN_SECRET', 'METRICS_TOKEN']);
 
 /** Reads the settings from `env` (process.env by default); ConfigError when one is bad. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -179,6 +188,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxBatchOperations: e.MAX_BATCH_OPERATIONS,
     wsMaxConnectionsPerToken: e.WS_MAX_CONNECTIONS_PER_TOKEN,
     wsMaxSubscriptionsPerToken: e.WS_MAX_SUBSCRIPTIONS_PER_TOKEN,
+    logLevel: e.LOG_LEVEL,
+    metricsToken: e.METRICS_TOKEN ?? null,
   };
 }
 

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { defaultConfig } from '../src/config.js';
 import { buildApp } from '../src/server/app.js';
+import { silentLogger } from '../src/server/logger.js';
 import { ManualClock } from '../src/state/clock.js';
 import {
   ADMIN_TOKEN,
@@ -857,7 +858,7 @@ describe('generated secrets', () => {
   });
 
   it('differ from one start to the next, and are not made when configured', async () => {
-    const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+    const quiet = silentLogger();
     const unset = {
       ...defaultConfig,
       ...authOverrides,
@@ -865,8 +866,11 @@ describe('generated secrets', () => {
       encoderToken: null,
       clientTokenSecret: null,
     };
-    const again = buildApp({ config: unset, log: quiet });
-    const configured = buildApp({ config: { ...defaultConfig, ...authOverrides }, log: quiet });
+    const again = buildApp({ config: unset, logger: quiet });
+    const configured = buildApp({
+      config: { ...defaultConfig, ...authOverrides },
+      logger: quiet,
+    });
     try {
       expect(again.generatedTokens.adminToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
       expect(again.generatedTokens.adminToken).not.toBe(generated.app.generatedTokens.adminToken);

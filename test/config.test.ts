@@ -41,6 +41,8 @@ describe('loadConfig', () => {
       maxBatchOperations: 10,
       wsMaxConnectionsPerToken: 50,
       wsMaxSubscriptionsPerToken: 100,
+      logLevel: 'info',
+      metricsToken: null,
     });
   });
 
@@ -78,6 +80,8 @@ describe('loadConfig', () => {
         MAX_BATCH_OPERATIONS: '3',
         WS_MAX_CONNECTIONS_PER_TOKEN: '4',
         WS_MAX_SUBSCRIPTIONS_PER_TOKEN: '5',
+        LOG_LEVEL: 'debug',
+        METRICS_TOKEN: 'metrics-token-0123456789',
       }),
     ).toEqual({
       port: 8080,
@@ -107,6 +111,8 @@ describe('loadConfig', () => {
       maxBatchOperations: 3,
       wsMaxConnectionsPerToken: 4,
       wsMaxSubscriptionsPerToken: 5,
+      logLevel: 'debug',
+      metricsToken: 'metrics-token-0123456789',
     });
   });
 

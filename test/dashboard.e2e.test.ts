@@ -128,7 +128,8 @@ describe('the dashboard at /dashboard', { timeout: 60_000 }, () => {
     // A session appears when one is created.
     await create('movie-42');
     await row('movie-42').waitFor({ state: 'visible' });
-    expect(await row('movie-42').locator('h2').textContent()).toBe('movie-42');
+    // The row is added at once and drawn at the next animation frame.
+    await poll(() => row('movie-42').locator('h2').textContent()).toBe('movie-42');
     await poll(() => count('sessions').textContent()).toBe('1');
     expect(await page.locator('#empty').isVisible()).toBe(false);
 

@@ -10,14 +10,9 @@ import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { type Config, defaultConfig } from '../src/config.js';
 import { type App, buildApp } from '../src/server/app.js';
+import type { Logger } from '../src/server/logger.js';
 import type { Clock } from '../src/state/clock.js';
-
-/** Keeps test output to real failures: expected noise (sweeps, shutdown) is dropped. */
-const quietLog = {
-  info: () => {},
-  warn: () => {},
-  error: (...args: unknown[]) => console.error(...args),
-};
+import { quietLogger } from './log-capture.js';
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
   data?: T | null;
@@ -43,11 +38,15 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** Starts the real service on 127.0.0.1 and a free port (or the one given, to restart on it). */
+/**
+ * Starts the real service on 127.0.0.1 and a free port (or the one given, to
+ * restart on it), logging errors only unless given a logger.
+ */
 export async function startTestServer(
   overrides: Partial<Config> = {},
   clock?: Clock,
   port = 0,
+  logger: Logger = quietLogger(),
 ): Promise<TestServer> {
   // Tests of the contract run as admin with no rate limit; auth tests turn both on.
   const config: Config = {
@@ -59,7 +58,7 @@ export async function startTestServer(
     wsMaxSubscriptionsPerToken: 10_000,
     ...overrides,
   };
-  const app = buildApp({ config, clock, log: quietLog });
+  const app = buildApp({ config, clock, logger });
   const address = await app.start(port, '127.0.0.1');
   const baseUrl = `http://127.0.0.1:${address.port}`;
   const url = `${baseUrl}/graphql`;

@@ -640,19 +640,18 @@ describe('sweeping with three instances running', { timeout: 90_000 }, () => {
     if (cluster) await deleteKeys(REDIS_URL, cluster.prefix);
   });
 
-  /** What the instances' sweeps did, summed from their logs ("sweep { clientsExpired: ... }"). */
+  /** What the instances' sweeps did, counted from their logs (one JSON line per event). */
   const swept = () => {
     const total = { clientsExpired: 0, batchesStalled: 0, sessionsEnded: 0 };
     const by: Record<string, number> = {};
     for (const instance of cluster.instances) {
-      for (const m of instance
-        .stdout()
-        .matchAll(
-          /sweep \{ clientsExpired: (\d+), batchesStalled: (\d+), sessionsEnded: (\d+) \}/g,
-        )) {
-        total.clientsExpired += Number(m[1]);
-        total.batchesStalled += Number(m[2]);
-        total.sessionsEnded += Number(m[3]);
+      for (const line of instance.stdout().split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const { event, reason } = JSON.parse(line) as { event?: string; reason?: string };
+        if (event === 'clientExpired') total.clientsExpired++;
+        else if (event === 'batchStalled') total.batchesStalled++;
+        else if (event === 'streamSessionEnded' && reason === 'IDLE') total.sessionsEnded++;
+        else continue;
         by[instance.name] = (by[instance.name] ?? 0) + 1;
       }
     }
@@ -790,8 +789,8 @@ describe('sweeping with three instances running', { timeout: 90_000 }, () => {
   });
 
   it("the instances' sweep logs add up to that work: each expiry and ending reported once", async () => {
-    // Each instance logs what every sweep did ("sweep { clientsExpired: n, ... }"); over
-    // the three, the reports must add up to what was done: EXTRA + 2 clients and 1 ending per session.
+    // Each instance logs a line per thing its sweeps did ({"event":"clientExpired",...}); over
+    // the three, the lines must add up to what was done: EXTRA + 2 clients and 1 ending per session.
     expect(sweptBefore, 'the test above ran').toBeDefined();
     const before = sweptBefore as ReturnType<typeof swept>['total'];
     await eventually(() => swept().total.sessionsEnded - before.sessionsEnded >= SESSIONS, 5_000);
@@ -802,7 +801,7 @@ describe('sweeping with three instances running', { timeout: 90_000 }, () => {
         sessionsEnded: after.total.sessionsEnded - before.sessionsEnded,
         batchesStalled: after.total.batchesStalled - before.batchesStalled,
       },
-      `sweep reports logged per instance: ${JSON.stringify(after.by)}\n${cluster.instances.map((i) => i.stdout()).join('\n')}`,
+      `sweep events logged per instance: ${JSON.stringify(after.by)}\n${cluster.instances.map((i) => i.stdout()).join('\n')}`,
     ).toEqual({
       clientsExpired: (EXTRA + 2) * SESSIONS,
       sessionsEnded: SESSIONS,

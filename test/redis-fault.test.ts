@@ -29,6 +29,7 @@ import {
   wsRequest,
   wsSubscribe,
 } from './fixtures.js';
+import { captureLogs, LEVEL, type LogLine } from './log-capture.js';
 
 type Vars = Record<string, unknown>;
 type Result = GraphQLResponse<any>;
@@ -144,8 +145,8 @@ interface Running {
   baseUrl: string;
   wsUrl: string;
   /** What the app logged as errors (expected while Redis is away). */
-  errors: unknown[][];
-  infos: unknown[][];
+  errors: LogLine[];
+  infos: LogLine[];
 }
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -159,8 +160,7 @@ afterEach(async () => {
 });
 
 async function startApp(redis: PrivateRedis, overrides: Partial<Config> = {}): Promise<Running> {
-  const errors: unknown[][] = [];
-  const infos: unknown[][] = [];
+  const { logger, lines } = captureLogs('info');
   const config: Config = {
     ...defaultConfig,
     store: 'redis',
@@ -174,11 +174,7 @@ async function startApp(redis: PrivateRedis, overrides: Partial<Config> = {}): P
   };
   const app = buildApp({
     config,
-    log: {
-      info: (...args: unknown[]) => infos.push(args),
-      warn: () => {},
-      error: (...args: unknown[]) => errors.push(args),
-    },
+    logger,
   });
   const { port } = await app.start(0, '127.0.0.1');
   cleanups.push(() => app.stop());
@@ -188,8 +184,12 @@ async function startApp(redis: PrivateRedis, overrides: Partial<Config> = {}): P
     baseUrl,
     url: `${baseUrl}/graphql`,
     wsUrl: `ws://127.0.0.1:${port}/graphql`,
-    errors,
-    infos,
+    get errors() {
+      return lines.filter((line) => line.level >= LEVEL.error);
+    },
+    get infos() {
+      return lines.filter((line) => line.level === LEVEL.info);
+    },
   };
 }
 
@@ -628,7 +628,7 @@ describe('Redis goes away and comes back', { timeout: 60_000 }, () => {
     await readyzBecomes(running, 200);
     // Let any sweep that was in flight settle.
     await new Promise((r) => setTimeout(r, 500));
-    const reported = running.errors.filter((args) => args[0] === 'sweep failed').length;
+    const reported = running.errors.filter((line) => line.msg === 'sweep failed').length;
     expect(
       reported,
       `sweeps that failed: ${failedSweeps}; "sweep failed" logged: ${reported}`,

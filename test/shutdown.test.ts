@@ -15,6 +15,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { defaultConfig } from '../src/config.js';
 import { buildApp } from '../src/server/app.js';
+import { silentLogger } from '../src/server/logger.js';
 import { ManualClock } from '../src/state/clock.js';
 import { SnapshotError } from '../src/state/snapshot-file.js';
 import {
@@ -315,7 +316,7 @@ describe('stop() in process', () => {
     await writeFile(snapshotPath, bytes);
     const app = buildApp({
       config: { ...defaultConfig, snapshotPath },
-      log: { info: () => {}, warn: () => {}, error: () => {} },
+      logger: silentLogger(),
     });
     const started = app.start(0, '127.0.0.1');
     await expect(started).rejects.toBeInstanceOf(SnapshotError);
@@ -326,7 +327,7 @@ describe('stop() in process', () => {
     await writeFile(snapshotPath, JSON.stringify(snapshotWithClientAt(3)));
     const good = buildApp({
       config: { ...defaultConfig, snapshotPath },
-      log: { info: () => {}, warn: () => {}, error: () => {} },
+      logger: silentLogger(),
     });
     await good.start(0, '127.0.0.1');
     expect(await good.store.countClients()).toBe(1);

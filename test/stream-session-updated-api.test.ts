@@ -186,6 +186,9 @@ describe('streamSessionUpdated', () => {
       isComplete: false,
       isStalled: false,
     });
+    // A sweep of the server's own still in flight would be shared, with the old time:
+    // let it end first, then move the clock and sweep in the same turn.
+    await server.app.coordinator.sweep();
     clock.advance(BATCH_TIMEOUT);
     expect(await server.app.coordinator.sweep()).toMatchObject({ batchesStalled: 1 });
     await expect.poll(() => latest()?.isStalled, { timeout: 2_000 }).toBe(true);

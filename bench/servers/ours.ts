@@ -19,6 +19,7 @@
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import { pino } from 'pino';
 import { streamSessionId, updateInput } from '../lib/operation.js';
 import { serveParent } from '../lib/processes.js';
 import { settings } from '../lib/settings.js';
@@ -43,7 +44,9 @@ const config = {
   clientTimeout: 3_600_000,
   idleTimeout: 3_600_000,
 };
-const app = buildApp({ config, log: { info: () => {}, warn: console.warn, error: console.error } });
+// Warnings and errors only, on stderr (stdout is left to the parent).
+const logger = pino({ level: 'warn' }, pino.destination(2));
+const app = buildApp({ config, logger });
 
 const marks = new Map<string, number>();
 if (process.env.BENCH_MARK_NEEDS === '1') {

@@ -17,8 +17,11 @@ import { RedisStore } from '../state/redis/redis-store.js';
 import { loadSnapshot, saveSnapshot } from '../state/snapshot-file.js';
 import type { StreamSessionStore } from '../state/store.js';
 import { DASHBOARD_PATH, serveDashboard } from './dashboard.js';
-import { isExpectedError, maskError, useContractErrorCodes } from './errors.js';
+import { contractCode, isExpectedError, maskError, useContractErrorCodes } from './errors.js';
 import { jitPlugins } from './jit.js';
+import { consoleLike, createLogger, type Logger, logActivity } from './logger.js';
+import { METRICS_PATH, Metrics, serveMetrics } from './metrics.js';
+import { useOperationMetrics } from './operations.js';
 import { protectionPlugins } from './protection.js';
 import { serveGraphQLOverWebSocket } from './websocket.js';
 
@@ -28,8 +31,11 @@ export interface AppOptions {
   readonly config: Config;
   /** Where time comes from; the system clock unless a test sets one. */
   readonly clock?: Clock;
-  /** Where the app reports what it does; the console unless a test silences it. */
-  readonly log?: Pick<Console, 'info' | 'warn' | 'error'>;
+  /**
+   * Where the app logs, as JSON lines; a logger at config.logLevel on stdout
+   * unless given (tests pass a silent one, or one that writes to a stream).
+   */
+  readonly logger?: Logger;
 }
 
 export interface App {
@@ -38,6 +44,8 @@ export interface App {
   /** The embedded store, with STORE=memory (null with Redis). */
   readonly memoryStore: MemoryStore | null;
   readonly authenticator: Authenticator;
+  /** What /metrics serves. */
+  readonly metrics: Metrics;
   /** Tokens generated at start because none was configured, to show the operator once. */
   readonly generatedTokens: { readonly adminToken?: string; readonly encoderToken?: string };
   /**
@@ -61,7 +69,11 @@ export interface App {
  * WebSocket on one port, and the health endpoints. Nothing is shared between
  * two apps, so each test can run its own.
  */
-export function buildApp({ config, clock, log = console }: AppOptions): App {
+export function buildApp({
+  config,
+  clock,
+  logger = createLogger({ level: config.logLevel }),
+}: AppOptions): App {
   const memoryStore = config.store === 'memory' ? new MemoryStore(config) : null;
   const redisStore =
     config.store === 'redis'
@@ -73,7 +85,7 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
         })
       : null;
   const store: StreamSessionStore = (memoryStore ?? redisStore) as StreamSessionStore;
-  const onEventError = (error: unknown) => log.error('event delivery failed', error);
+  const onEventError = (error: unknown) => logger.error({ err: error }, 'event delivery failed');
   const events: EventBus =
     redisStore !== null
       ? new RedisEventBus(
@@ -83,14 +95,32 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
           onEventError,
         )
       : new LocalEventBus(onEventError);
+  // Gauges read these at each scrape, once everything below exists.
+  const metrics = new Metrics({
+    countStreamSessions: () => store.countStreamSessions(),
+    countClients: () => store.countClients(),
+    isReady: () => store.isReady(),
+    subscriptions: () => coordinator.subscriptionCount,
+    webSocketConnections: () => webSockets.connectionCount,
+    webSocketSubscriptions: () => webSockets.subscriptionCount,
+  });
   const coordinator = new BatchCoordinator({
     store,
     events,
     clock,
     defaults: config,
     maxQueuedEvents: config.maxQueuedEvents,
-    onSweep: (report) => log.info('sweep', report),
-    onError: (error) => log.error('sweep failed', error),
+    // Each thing a sweep did has its own line (onActivity); this is the summary.
+    onSweep: (report) => logger.debug(report, 'sweep'),
+    onError: (error) => logger.error({ err: error }, 'sweep failed'),
+    onActivity: (activity) => {
+      try {
+        metrics.record(activity);
+        logActivity(logger, activity);
+      } catch (error) {
+        logger.error({ err: error, activity }, 'activity observer failed');
+      }
+    },
   });
   const secrets = resolveSecrets(config);
   const authenticator = new Authenticator(secrets.settings);
@@ -119,24 +149,33 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
       useContractErrorCodes(),
       ...protectionPlugins({ development: config.development, principalOf }),
       ...jitPlugins(),
+      // Last, so that it sees the errors' codes as the other plugins left them.
+      useOperationMetrics(metrics, logger),
     ],
     logging: {
       debug: () => {},
-      info: (...args) => log.info(...args),
-      warn: (...args) => log.warn(...args),
+      info: (...args) => logger.info({ details: args }, 'graphql-yoga'),
+      warn: (...args) => logger.warn({ details: args }, 'graphql-yoga'),
       // yoga logs every error it masks or maps; a NOT_FOUND is an answer, not a fault.
       error: (...args) => {
-        if (!args.some(isExpectedError)) log.error(...args);
+        if (args.some(isExpectedError)) return;
+        const err = args.find((arg) => arg instanceof Error);
+        logger.error({ err, code: contractCode(err) }, 'unexpected error');
       },
     },
   });
 
   let stopping = false;
-  const dashboard = serveDashboard({ log, cache: !config.development });
+  const dashboard = serveDashboard({ log: consoleLike(logger), cache: !config.development });
+  const metricsEndpoint = serveMetrics(metrics, {
+    authenticator,
+    metricsToken: config.metricsToken,
+  });
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz') return void readiness(res);
+    if (path === METRICS_PATH) return void metricsEndpoint(req, res);
     if (path === DASHBOARD_PATH || path?.startsWith(`${DASHBOARD_PATH}/`)) {
       return void dashboard(req, res, path);
     }
@@ -188,7 +227,7 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
     pingInterval: config.wsPingInterval,
     connectionInitTimeout: config.wsConnectionInitTimeout,
     maxBufferedBytes: config.wsMaxBufferedBytes,
-    onError: (message, error) => log.error(message, error),
+    onError: (message, error) => logger.error({ err: error }, message),
   });
 
   let stopped: Promise<void> | null = null;
@@ -209,7 +248,10 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
     clearInterval(idle);
     if (config.snapshotPath !== null && memoryStore !== null) {
       await saveSnapshot(config.snapshotPath, memoryStore.snapshot((clock ?? Date).now()));
-      log.info(`saved ${memoryStore.size} stream sessions to ${config.snapshotPath}`);
+      logger.info(
+        { streamSessions: memoryStore.size, path: config.snapshotPath },
+        `saved ${memoryStore.size} stream sessions to ${config.snapshotPath}`,
+      );
     }
     await events.close();
     await store.close();
@@ -220,13 +262,17 @@ export function buildApp({ config, clock, log = console }: AppOptions): App {
     store,
     memoryStore,
     authenticator,
+    metrics,
     generatedTokens: secrets.generated,
     async start(port = config.port, host = config.host) {
       if (config.snapshotPath !== null && memoryStore !== null) {
         const snapshot = await loadSnapshot(config.snapshotPath);
         if (snapshot !== null) {
           memoryStore.load(snapshot);
-          log.info(`loaded ${memoryStore.size} stream sessions from ${config.snapshotPath}`);
+          logger.info(
+            { streamSessions: memoryStore.size, path: config.snapshotPath },
+            `loaded ${memoryStore.size} stream sessions from ${config.snapshotPath}`,
+          );
         }
       }
       if (redisStore !== null) {

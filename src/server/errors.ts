@@ -102,6 +102,24 @@ export function isExpectedError(error: unknown): boolean {
   return status !== undefined && status >= 400 && status < 500;
 }
 
+/**
+ * The contract code a client is given for an error of an executed
+ * operation, as maskError and useContractErrorCodes make it (for metrics and
+ * logs, which may see the error before either has run).
+ */
+export function contractCode(error: unknown): string {
+  const original = rootCause(error);
+  if (original instanceof DomainError) return original.code;
+  const located = error as (WithExtensions & Located) | null;
+  const code = located?.extensions?.code;
+  if (typeof code === 'string') return CONTRACT_CODES.has(code) ? code : 'BAD_USER_INPUT';
+  // graphql-js' own error with no path and no cause is about the request
+  // (variables that do not coerce); anything else is unexpected.
+  const aboutTheRequest =
+    located?.name === 'GraphQLError' && located.path === undefined && original === error;
+  return aboutTheRequest ? 'BAD_USER_INPUT' : 'INTERNAL_SERVER_ERROR';
+}
+
 type ErrorList = ReadonlyArray<Error & { path?: unknown; extensions?: Record<string, unknown> }>;
 
 /** Request-level errors (bad variables) get BAD_USER_INPUT when graphql-js gave them no code. */

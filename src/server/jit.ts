@@ -24,7 +24,10 @@ export function jitPlugins(): Plugin[] {
   >();
   const compiled = ({ document, operationName }: ExecutionArgs) => {
     let byName = kinds.get(document);
-    if (byName === undefined) kinds.set(document, (byName = new Map()));
+    if (byName === undefined) {
+      byName = new Map();
+      kinds.set(document, byName);
+    }
     let kind = byName.get(operationName);
     if (kind === undefined && !byName.has(operationName)) {
       kind = getOperationAST(document, operationName)?.operation;

@@ -77,7 +77,11 @@ export function serveGraphQLOverWebSocket(
   yoga: AnyYoga,
   path: string,
   options: WebSocketOptions,
-): { close(): Promise<void> } {
+): {
+  close(): Promise<void>;
+  readonly connectionCount: number;
+  readonly subscriptionCount: number;
+} {
   // The same cap on one message as on one HTTP request body.
   const wss = new WebSocketServer({ server, path, maxPayload: options.maxMessageBytes });
   const preparedQueries = new LRUCache<string, Prepared>({ max: PREPARED_CACHE_SIZE });
@@ -218,6 +222,13 @@ export function serveGraphQLOverWebSocket(
     { keepAlive: options.pingInterval, onError: options.onError },
   );
   return {
+    // For metrics: accepted connections and their subscriptions, over every token.
+    get connectionCount() {
+      return connections.total;
+    },
+    get subscriptionCount() {
+      return subscriptions.total;
+    },
     async close() {
       // Completed subscriptions have queued their `complete`; let it reach the wire first.
       await new Promise((resolve) => setImmediate(resolve));
@@ -230,12 +241,15 @@ export function serveGraphQLOverWebSocket(
 /** Counts per key, forgetting keys that drop to zero. */
 class Counter {
   private readonly counts = new Map<string, number>();
+  /** The sum over every key. */
+  total = 0;
 
   get(key: string): number {
     return this.counts.get(key) ?? 0;
   }
 
   add(key: string, delta: number): void {
+    this.total += delta;
     const next = this.get(key) + delta;
     if (next <= 0) this.counts.delete(key);
     else this.counts.set(key, next);

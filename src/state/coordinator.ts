@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { FixedBuffer, Repeater } from '@repeaterjs/repeater';
 import { Mutex } from 'async-mutex';
+import type { Activity, ActivityObserver } from './activity.js';
 import { ChangeCoalescer } from './change-coalescer.js';
 import { type Clock, systemClock } from './clock.js';
 import { InvalidInputError, SlowSubscriberError, streamSessionNotFound } from './errors.js';
@@ -39,6 +40,11 @@ export interface CoordinatorOptions {
   readonly onSweep?: (report: SweepReport) => void;
   /** Called when a sweep fails; the next one tries again. */
   readonly onError?: (error: unknown) => void;
+  /**
+   * Told what each change did (for logs and metrics), after it committed;
+   * what it throws goes to onError.
+   */
+  readonly onActivity?: ActivityObserver;
 }
 
 /** What one sweep acted on. */
@@ -73,6 +79,7 @@ export class BatchCoordinator {
   private readonly sessionUpdateInterval: number;
   private readonly onSweep: (report: SweepReport) => void;
   private readonly onError: (error: unknown) => void;
+  private readonly onActivity: ActivityObserver | null;
   // One mutex per stream session with work in flight; dropped when idle so
   // that ids of ended or unknown sessions leave nothing behind.
   private readonly locks = new Map<string, { mutex: Mutex; users: number }>();
@@ -91,6 +98,7 @@ export class BatchCoordinator {
     this.sessionUpdateInterval = options.sessionUpdateInterval ?? 250; // 4 a second per session
     this.onSweep = options.onSweep ?? (() => {});
     this.onError = options.onError ?? (() => {});
+    this.onActivity = options.onActivity ?? null;
   }
 
   /**
@@ -112,8 +120,17 @@ export class BatchCoordinator {
         `threshold (${settings.threshold}) must not exceed batchSize (${settings.batchSize}).`,
       );
     }
-    return this.change(settings.id, () =>
-      this.store.createStreamSession(settings, this.clock.now()),
+    return this.change(
+      settings.id,
+      () => this.store.createStreamSession(settings, this.clock.now()),
+      (view) => ({
+        type: 'streamSessionCreated',
+        streamSessionId: view.id,
+        videoSourcePath: view.videoSourcePath,
+        batchSize: view.batchSize,
+        threshold: view.threshold,
+        segmentDuration: view.segmentDuration,
+      }),
     );
   }
 
@@ -142,15 +159,30 @@ export class BatchCoordinator {
 
   /** ConflictError unless input.batchNumber is the one the session expects next. */
   setCurrentBatch(input: SetCurrentBatchInput): Promise<BatchState> {
-    return this.change(input.streamSessionId, () =>
-      this.store.setCurrentBatch(input, this.clock.now()),
+    return this.change(
+      input.streamSessionId,
+      () => this.store.setCurrentBatch(input, this.clock.now()),
+      (batch) => ({
+        type: 'batchClaimed',
+        streamSessionId: input.streamSessionId,
+        batchNumber: batch.batchNumber,
+        startSegment: batch.startSegment,
+        endSegment: batch.endSegment,
+      }),
     );
   }
 
   /** Idempotent; ConflictError when batchNumber is not the current batch. */
   completeBatch(streamSessionId: string, batchNumber: number): Promise<BatchState> {
-    return this.change(streamSessionId, () =>
-      this.store.completeBatch(streamSessionId, batchNumber, this.clock.now()),
+    return this.change(
+      streamSessionId,
+      () => this.store.completeBatch(streamSessionId, batchNumber, this.clock.now()),
+      (batch) => ({
+        type: 'batchCompleted',
+        streamSessionId,
+        batchNumber: batch.batchNumber,
+        generationMs: (batch.generationEnded ?? batch.generationStarted) - batch.generationStarted,
+      }),
     );
   }
 
@@ -204,6 +236,16 @@ export class BatchCoordinator {
         replayed.delete(event.streamSession.id);
         return true;
       },
+      this.onActivity === null
+        ? undefined
+        : (event) =>
+            this.report({
+              type: 'batchNeededDelivered',
+              streamSessionId: event.streamSession.id,
+              batchNumber: event.batchNumber,
+              reason: event.reason,
+              latencyMs: this.clock.now() - event.streamSession.updatedAt,
+            }),
     );
   }
 
@@ -343,14 +385,28 @@ export class BatchCoordinator {
     switch (work.kind) {
       case 'clientExpired':
         if (
-          await this.change(id, () => this.store.expireClient(id, work.sessionId, this.clock.now()))
+          await this.change(
+            id,
+            () => this.store.expireClient(id, work.sessionId, this.clock.now()),
+            (expired) =>
+              expired && { type: 'clientExpired', streamSessionId: id, sessionId: work.sessionId },
+          )
         ) {
           report.clientsExpired++;
         }
         return;
       case 'batchStalled':
         if (
-          await this.change(id, () => this.store.stallBatch(id, work.batchNumber, this.clock.now()))
+          await this.change(
+            id,
+            () => this.store.stallBatch(id, work.batchNumber, this.clock.now()),
+            (stalled) =>
+              stalled && {
+                type: 'batchStalled',
+                streamSessionId: id,
+                batchNumber: work.batchNumber,
+              },
+          )
         ) {
           report.batchesStalled++;
         }
@@ -372,11 +428,13 @@ export class BatchCoordinator {
    * it wants. `replayFirst` runs once listening has begun and replays what a
    * new subscriber must see first, at the reader's pace; live events that
    * arrive meanwhile are held, then delivered if `isFresh` keeps them.
+   * `onDelivered` is told of each live event handed to the subscriber.
    */
   private subscribe<T>(
     select: (message: CoordinatorEvent) => T | undefined,
     replayFirst: (replay: (event: T) => Promise<unknown>) => Promise<void> = async () => {},
     isFresh: (event: T) => boolean = () => true,
+    onDelivered?: (event: T) => void,
   ): AsyncIterableIterator<T> {
     const limit = this.maxQueuedEvents;
     // The buffer is the subscriber's queue: it fills only while the reader lags.
@@ -386,8 +444,9 @@ export class BatchCoordinator {
       const tooSlow = () => stop(new SlowSubscriberError(limit));
       const deliver = (event: T) => {
         if (!isFresh(event)) return;
-        if (queue.full) tooSlow();
-        else void push(event);
+        if (queue.full) return tooSlow();
+        void push(event);
+        onDelivered?.(event);
       };
       let held: T[] | null = [];
       const unsubscribe = this.events.subscribe((message) => {
@@ -430,6 +489,7 @@ export class BatchCoordinator {
   }
 
   private publishEnded(id: string, reason: StreamSessionEndReason): void {
+    this.report({ type: 'streamSessionEnded', streamSessionId: id, reason });
     if (this.store.publishesEvents) return;
     this.events.publish({
       type: 'streamSessionEnded',
@@ -444,22 +504,36 @@ export class BatchCoordinator {
    * needs no mutex: the change and its publishing run in one turn of the
    * event loop, and nothing else can run between them.
    */
-  private change<T>(streamSessionId: string, run: () => MaybePromise<Change<T>>): Promise<T> {
+  private change<T>(
+    streamSessionId: string,
+    run: () => MaybePromise<Change<T>>,
+    describe?: (result: T) => Activity | false,
+  ): Promise<T> {
     if (this.store.synchronousChanges) {
       try {
         const change = run();
         return change instanceof Promise
-          ? change.then((done) => this.announce(streamSessionId, done))
-          : Promise.resolve(this.announce(streamSessionId, change));
+          ? change.then((done) => this.announce(streamSessionId, done, describe))
+          : Promise.resolve(this.announce(streamSessionId, change, describe));
       } catch (error) {
         return Promise.reject(error);
       }
     }
-    return this.exclusive(streamSessionId, async () => this.announce(streamSessionId, await run()));
+    return this.exclusive(streamSessionId, async () =>
+      this.announce(streamSessionId, await run(), describe),
+    );
   }
 
-  /** Publishes what a change announced, unless the store did (Redis); returns its result. */
-  private announce<T>(streamSessionId: string, { result, announcement }: Change<T>): T {
+  /**
+   * Publishes what a change announced, unless the store did (Redis), tells
+   * the observer what it did, and returns its result.
+   */
+  private announce<T>(
+    streamSessionId: string,
+    change: Change<T>,
+    describe?: (result: T) => Activity | false,
+  ): T {
+    const { result, announcement } = change;
     // A store that publishes its own events (Redis) does so in the change's atomic step.
     if (!this.store.publishesEvents) {
       if (announcement !== null) {
@@ -470,7 +544,39 @@ export class BatchCoordinator {
         this.events.publish({ type: 'streamSessionChanged', event: { id: streamSessionId } });
       }
     }
+    if (this.onActivity !== null) this.reportChange(streamSessionId, change, describe);
     return result;
+  }
+
+  /** Tells the observer what a change did, then the need it announced (in that order). */
+  private reportChange<T>(
+    streamSessionId: string,
+    { result, announcement, announced, repeated }: Change<T>,
+    describe?: (result: T) => Activity | false,
+  ): void {
+    const activity = describe !== undefined && repeated !== true && describe(result);
+    if (activity) this.report(activity);
+    const need = announcement ?? announced;
+    if (need == null) return;
+    this.report({
+      type: 'batchNeeded',
+      streamSessionId,
+      reason: need.reason,
+      batchNumber: need.batchNumber,
+      startSegment: need.startSegment,
+      endSegment: need.endSegment,
+      furthestSegment: need.furthestSegment,
+    });
+  }
+
+  /** An observer's failure is reported, never thrown into the change that caused it. */
+  private report(activity: Activity): void {
+    if (this.onActivity === null) return;
+    try {
+      this.onActivity(activity);
+    } catch (error) {
+      this.onError(error);
+    }
   }
 
   private async exclusive<T>(streamSessionId: string, run: () => Promise<T>): Promise<T> {

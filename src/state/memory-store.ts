@@ -167,9 +167,11 @@ export class MemoryStore implements StreamSessionStore {
     now: Instant,
   ): MaybePromise<Change<BatchState>> {
     const session = this.require(streamSessionId);
+    const before = session.currentBatch;
     const result = session.completeBatch(batchNumber, now);
     this.claimDeadlines.delete(session);
-    return { result, announcement: announcement(session) };
+    // A complete batch is returned as it was: the same object.
+    return { result, announcement: announcement(session), repeated: result === before };
   }
 
   async getStreamSession(id: string): Promise<StreamSessionView | null> {
@@ -270,6 +272,10 @@ export class MemoryStore implements StreamSessionStore {
 
   async countClients(): Promise<number> {
     return this.clientsByAge.size;
+  }
+
+  async countStreamSessions(): Promise<number> {
+    return this.sessions.size;
   }
 
   async isReady(): Promise<boolean> {

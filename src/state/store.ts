@@ -1,4 +1,5 @@
 import type {
+  BatchNeed,
   BatchNeededEvent,
   BatchState,
   ClientPosition,
@@ -17,6 +18,14 @@ import type {
 export interface Change<T> {
   readonly result: T;
   readonly announcement: BatchNeededEvent | null;
+  /**
+   * The need a store that publishes its own events announced (its
+   * `announcement` is then null), so that the coordinator can tell its
+   * observer of it all the same. Unset by stores that return `announcement`.
+   */
+  readonly announced?: BatchNeed | null;
+  /** True when the change had already been made (completing a complete batch again). */
+  readonly repeated?: boolean;
 }
 
 /** A value, or a promise of it: what a store that may be remote returns. */
@@ -122,6 +131,8 @@ export interface StreamSessionStore {
 
   /** How many clients all sessions hold (metrics; tests check the indexes agree). */
   countClients(): Promise<number>;
+  /** How many stream sessions are live (metrics). */
+  countStreamSessions(): Promise<number>;
   /** True while the store answers. */
   isReady(): Promise<boolean>;
   close(): Promise<void>;

@@ -256,7 +256,7 @@ if b.batchNumber ~= n then
   return fail('CONFLICT', 'Batch ' .. n .. " is not the current batch of stream session '" ..
     id .. "' (batch " .. b.batchNumber .. ' is).')
 end
-if b.isComplete then return reply(b, false) end
+if b.isComplete then return cjson.encode({ result = b, announcement = false, repeated = true }) end
 b.generationEnded = now
 b.isComplete = true
 s.st = 0

@@ -44,6 +44,10 @@ type Scripted = Redis & Record<ScriptName, (...args: (string | number)[]) => Pro
 
 interface LuaReply<T> {
   result: T;
+  /** The need the script announced (and published itself), or false. */
+  announcement: (BatchNeed & { sequence: number }) | false;
+  /** True when the change had already been made. */
+  repeated?: boolean;
 }
 
 /**
@@ -95,7 +99,7 @@ export class RedisStore implements StreamSessionStore {
     settings: StreamSessionSettings,
     now: Instant,
   ): Promise<Change<StreamSessionView>> {
-    await this.run<true>(
+    const reply = await this.run<true>(
       'hbcCreate',
       settings.id,
       settings.videoSourcePath,
@@ -116,7 +120,7 @@ export class RedisStore implements StreamSessionStore {
       createdAt: now,
       updatedAt: now,
     };
-    return { result: view, announcement: null };
+    return { result: view, announcement: null, announced: announced(reply) };
   }
 
   async endStreamSession(id: string, now: Instant): Promise<boolean> {
@@ -128,10 +132,18 @@ export class RedisStore implements StreamSessionStore {
     now: Instant,
   ): Promise<Change<ClientPosition>> {
     const { streamSessionId, sessionId, segmentNumber, quality } = input;
-    await this.run<true>('hbcUpdate', streamSessionId, sessionId, segmentNumber, quality, now);
+    const reply = await this.run<true>(
+      'hbcUpdate',
+      streamSessionId,
+      sessionId,
+      segmentNumber,
+      quality,
+      now,
+    );
     return {
       result: { sessionId, segmentNumber, quality, lastUpdated: now },
       announcement: null,
+      announced: announced(reply),
     };
   }
 
@@ -144,6 +156,7 @@ export class RedisStore implements StreamSessionStore {
     return {
       result: reply.result,
       announcement: null,
+      announced: announced(reply),
     };
   }
 
@@ -162,6 +175,7 @@ export class RedisStore implements StreamSessionStore {
     return {
       result: batch(reply.result),
       announcement: null,
+      announced: announced(reply),
     };
   }
 
@@ -174,6 +188,8 @@ export class RedisStore implements StreamSessionStore {
     return {
       result: batch(reply.result),
       announcement: null,
+      announced: announced(reply),
+      repeated: reply.repeated === true,
     };
   }
 
@@ -248,6 +264,7 @@ export class RedisStore implements StreamSessionStore {
     return {
       result: reply.result,
       announcement: null,
+      announced: announced(reply),
     };
   }
 
@@ -266,6 +283,7 @@ export class RedisStore implements StreamSessionStore {
     return {
       result: reply.result,
       announcement: null,
+      announced: announced(reply),
     };
   }
 
@@ -275,6 +293,10 @@ export class RedisStore implements StreamSessionStore {
 
   async countClients(): Promise<number> {
     return this.guard(() => this.redis.zcard(`${this.prefix}dl:c`));
+  }
+
+  async countStreamSessions(): Promise<number> {
+    return this.guard(() => this.redis.zcard(`${this.prefix}sessions`));
   }
 
   async isReady(): Promise<boolean> {
@@ -348,6 +370,13 @@ export function normalize<T extends BatchNeed & { sequence: number }>(need: T): 
     furthestSegment: need.furthestSegment ?? null,
     qualities: Array.isArray(need.qualities) ? need.qualities : [],
   };
+}
+
+/** What a script's reply says it announced, for the coordinator's observer. */
+function announced(reply: LuaReply<unknown>): BatchNeed | null {
+  return reply.announcement === false || reply.announcement === undefined
+    ? null
+    : normalize(reply.announcement);
 }
 
 function batch(b: BatchState): BatchState {

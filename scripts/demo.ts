@@ -1,0 +1,165 @@
+/**
+ * `npm run demo`: the service on the in-memory store with simulated
+ * viewers and one simulated encoder, to watch on the dashboard.
+ *
+ * Viewers join a few stream sessions, play (one segment every few seconds
+ * of video time, sped up by --speed), switch quality, seek and leave, and
+ * others come; the encoder (examples/encoder.ts) claims and completes the
+ * batches they need, taking --batch-seconds per batch, and abandons a few
+ * (--drop-rate) so that stalls show. Everything talks to the service over
+ * its public API only, as a real deployment would.
+ *
+ *   npm run demo -- --speed 10 --sessions 4 --viewers 6
+ *
+ * The service's settings come from the environment as for `npm start`
+ * (PORT, LOG_LEVEL, …), but STORE is always memory and BATCH_TIMEOUT is 20 s
+ * unless set, so that a stall is seen soon after it happens.
+ */
+import { parseArgs } from 'node:util';
+import { createStreamSession, issuePlayerToken } from '../examples/backend.js';
+import { startEncoder } from '../examples/encoder.js';
+import { sleep } from '../examples/graphql.js';
+import { type Player, QUALITIES, startPlayer } from '../examples/player.js';
+import { ConfigError, loadConfig } from '../src/config.js';
+import { buildApp } from '../src/server/app.js';
+import { createLogger } from '../src/server/logger.js';
+
+const MOVIES = [
+  'big-buck-bunny',
+  'sintel',
+  'tears-of-steel',
+  'elephants-dream',
+  'cosmos-laundromat',
+];
+
+const { values } = parseArgs({
+  options: {
+    speed: { type: 'string', default: process.env.DEMO_SPEED ?? '4' },
+    sessions: { type: 'string', default: process.env.DEMO_SESSIONS ?? '3' },
+    viewers: { type: 'string', default: process.env.DEMO_VIEWERS ?? '4' },
+    'batch-seconds': { type: 'string', default: process.env.DEMO_BATCH_SECONDS ?? '4' },
+    'drop-rate': { type: 'string', default: process.env.DEMO_DROP_RATE ?? '0.1' },
+  },
+});
+const speed = positive('speed', values.speed);
+const sessions = Math.min(MOVIES.length, Math.round(positive('sessions', values.sessions)));
+const viewers = Math.round(positive('viewers', values.viewers));
+const batchSeconds = positive('batch-seconds', values['batch-seconds']);
+const dropRate = Number(values['drop-rate']);
+
+function positive(name: string, value: string | undefined): number {
+  const number = Number(value);
+  if (!(number > 0)) fail(`--${name} must be a positive number, not '${value}'`);
+  return number;
+}
+
+function fail(message: string): never {
+  console.error(message);
+  process.exit(1);
+}
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig({ BATCH_TIMEOUT: '20', ...process.env, STORE: 'memory' });
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  const logger = createLogger({ level: config.logLevel });
+  const app = buildApp({ config, logger });
+  const { url } = await app.start();
+  const base = url.replace(/\/graphql$/, '');
+  const adminToken = config.authEnabled
+    ? (config.adminToken ?? app.generatedTokens.adminToken)
+    : undefined;
+  const encoderToken = config.authEnabled
+    ? (config.encoderToken ?? app.generatedTokens.encoderToken)
+    : undefined;
+  const admin = { url, token: adminToken };
+  const say = (line: string) => logger.info({ demo: true }, line);
+
+  const encoder = startEncoder({
+    url,
+    token: encoderToken,
+    batchMs: batchSeconds * 1_000,
+    dropRate,
+    log: (line) => say(`encoder: ${line}`),
+  });
+
+  // Each stream session keeps about `viewers` players: one leaves, another joins.
+  const players = new Set<Player>();
+  let stopping = false;
+  let nextViewer = 1;
+  async function keepWatching(streamSessionId: string, segmentSeconds: number): Promise<void> {
+    while (!stopping) {
+      const sessionId = `viewer-${nextViewer++}`;
+      const token = config.authEnabled
+        ? await issuePlayerToken(admin, streamSessionId, sessionId)
+        : undefined;
+      const player = startPlayer({
+        url,
+        token,
+        streamSessionId,
+        sessionId,
+        startSegment: Math.floor(Math.random() * 10),
+        quality: QUALITIES[Math.floor(Math.random() * QUALITIES.length)],
+        segmentSeconds,
+        speed,
+        leaveAfter: 20 + Math.floor(Math.random() * 80),
+        seekChance: 0.02,
+        qualityChance: 0.05,
+        log: (line) => say(`${sessionId}: ${line}`),
+      });
+      players.add(player);
+      await player.done;
+      players.delete(player);
+      // A pause before the next viewer comes, in video time.
+      await sleep(((2 + Math.random() * 20) * 1_000) / speed);
+    }
+  }
+
+  for (const id of MOVIES.slice(0, sessions)) {
+    const session = await createStreamSession(admin, { id, videoSourcePath: `/media/${id}.mkv` });
+    for (let v = 0; v < viewers; v++) {
+      // Not all at once: the first ones start the session, the others join over a while.
+      setTimeout(
+        () => void keepWatching(session.id, session.segmentDuration).catch(() => {}),
+        v === 0 ? 0 : ((Math.random() * 30 * 1_000) / speed) | 0,
+      ).unref();
+    }
+  }
+
+  const lines = [
+    `demo: ${sessions} stream sessions, about ${viewers} viewers each, one encoder (${batchSeconds} s per batch, drops ${Math.round(dropRate * 100)}%), video time x${speed}`,
+    `open the dashboard: ${base}/dashboard`,
+    adminToken === undefined
+      ? 'AUTH=off: the dashboard needs no token'
+      : `admin token (paste it into the dashboard): ${adminToken}`,
+    `metrics: curl${adminToken === undefined ? '' : ` -H 'authorization: Bearer ${adminToken}'`} ${base}/metrics`,
+    'stop with Ctrl-C',
+  ];
+  // Plain lines on stdout, once: the token is not for the structured log.
+  process.stdout.write(`\n${lines.join('\n')}\n\n`);
+
+  let signalled = false;
+  const shutdown = async (signal: string) => {
+    if (signalled) process.exit(1);
+    signalled = true;
+    stopping = true;
+    say(`${signal} received: stopping the demo`);
+    setTimeout(() => process.exit(1), 9_000).unref();
+    await Promise.all([...players].map((player) => player.stop()));
+    await encoder.stop();
+    await app.stop();
+    say('demo stopped');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
