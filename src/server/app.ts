@@ -93,6 +93,7 @@ export function buildApp({
           config.redisKeyPrefix,
           (id) => redisStore.getStreamSession(id),
           onEventError,
+          () => redisStore.pendingNeeds(),
         )
       : new LocalEventBus(onEventError);
   // Gauges read these at each scrape, once everything below exists.

@@ -1,10 +1,13 @@
 import type { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
 import type { CoordinatorEvent, EventBus, Unsubscribe } from '../events.js';
-import type { BatchNeed, StreamSessionView } from '../model.js';
+import type { BatchNeed, BatchNeededEvent, StreamSessionView } from '../model.js';
 import { normalize } from './redis-store.js';
 
 const READ_ATTEMPTS = 20;
 const READ_RETRY_DELAY = 250; // ms: 5 s in all, longer than a reconnection takes
+/** Stream sessions whose last delivered need is remembered (for the resync after a reconnect). */
+const REMEMBERED_SESSIONS = 100_000;
 
 /** What the store's scripts publish: a need without its session view (see lua.ts). */
 interface PublishedNeed {
@@ -19,6 +22,15 @@ interface PublishedNeed {
  * event in the same atomic step as the change that caused it, and every
  * instance (itself included) delivers what arrives on the channel to its
  * local listeners, in order, after adding the session view a need shows.
+ *
+ * Pub/sub keeps nothing for a connection that is away: needs published while
+ * this instance's subscriber connection was down would never reach its
+ * listeners. So after every reconnection the bus reads the needs pending in
+ * the store and delivers those newer than the last it delivered for their
+ * session (needs carry a sequence per session), before anything that
+ * arrives live after them. Endings and dashboard changes published during
+ * the gap are not recovered: an ending is about a session that is gone, and
+ * the dashboard's next change of that session shows its state.
  */
 export class RedisEventBus implements EventBus {
   private readonly listeners = new Set<(event: CoordinatorEvent) => void>();
@@ -29,24 +41,52 @@ export class RedisEventBus implements EventBus {
   // though completing a need reads its session first.
   private delivered: Promise<void> = Promise.resolve();
 
+  // The sequence of the last need delivered, per stream session (and its creation).
+  private readonly lastNeed = new LRUCache<string, number>({ max: REMEMBERED_SESSIONS });
+
   constructor(
     private readonly publisher: Redis,
     keyPrefix: string,
     private readonly resolveSession: (id: string) => Promise<StreamSessionView | null>,
     private readonly onError: (error: unknown) => void = () => {},
+    private readonly pendingNeeds: () => Promise<BatchNeededEvent[]> = async () => [],
   ) {
     this.channel = `${keyPrefix}events`;
     // Subscribing takes a connection of its own; it resubscribes by itself after a reconnect.
-    this.subscriber = publisher.duplicate({ enableOfflineQueue: true, lazyConnect: false });
+    this.subscriber = publisher.duplicate({
+      enableOfflineQueue: true,
+      lazyConnect: false,
+      // Named, for CLIENT LIST (a name may not hold spaces).
+      connectionName: `${keyPrefix}events`.replace(/[^\w:.-]/g, '_'),
+    });
     this.subscriber.on('error', () => {});
     this.subscriber.subscribe(this.channel).catch(onError);
     this.subscriber.on('message', (channel, message) => {
       if (channel !== this.channel) return;
-      this.delivered = this.delivered.then(
-        () => this.deliver(message),
-        () => this.deliver(message),
-      );
+      this.enqueue(() => this.deliver(message));
     });
+    let connections = 0;
+    this.subscriber.on('ready', () => {
+      if (++connections > 1) this.enqueue(() => this.resync());
+    });
+  }
+
+  /** Arrivals and resyncs are handled one after another, in the order they came. */
+  private enqueue(work: () => Promise<void>): void {
+    this.delivered = this.delivered.then(work, work);
+  }
+
+  /** After a reconnection: the needs announced while the subscriber was away. */
+  private async resync(): Promise<void> {
+    try {
+      // Subscribed again first (SUBSCRIBE is idempotent), so nothing falls between.
+      await this.subscriber.subscribe(this.channel);
+      if (this.listeners.size === 0) return;
+      const pending = await this.withRetries(() => this.pendingNeeds());
+      for (const event of pending) this.emit({ type: 'batchNeeded', event });
+    } catch (error) {
+      this.onError(error);
+    }
   }
 
   private async deliver(message: string): Promise<void> {
@@ -57,7 +97,19 @@ export class RedisEventBus implements EventBus {
       this.onError(error);
       return;
     }
-    if (event === null) return;
+    if (event !== null) this.emit(event);
+  }
+
+  /** Hands an event to every listener; a need no newer than one already delivered is a repeat. */
+  private emit(event: CoordinatorEvent): void {
+    if (event.type === 'batchNeeded') {
+      const { streamSession, sequence } = event.event;
+      // With its creation time: a session made again under the same id starts over.
+      const key = `${streamSession.id}\u0000${streamSession.createdAt}`;
+      const last = this.lastNeed.get(key);
+      if (last !== undefined && sequence <= last) return;
+      this.lastNeed.set(key, sequence);
+    }
     for (const listener of this.listeners) {
       try {
         listener(event);
