@@ -838,6 +838,21 @@ describe('BatchCoordinator: per-session locks', () => {
     stop();
   });
 
+  it('answers a position update at once with a synchronous store (updateClientPositionNow)', async () => {
+    const { coordinator } = setup();
+    await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
+    const answer = coordinator.updateClientPositionNow(position('a', 'p', 4));
+    expect(answer).not.toBeInstanceOf(Promise);
+    expect(answer).toMatchObject({ sessionId: 'p', segmentNumber: 4 });
+    // Errors are thrown, not rejected, on that path; the promise API still rejects.
+    expect(() => coordinator.updateClientPositionNow(position('nope', 'p', 1))).toThrow(
+      NotFoundError,
+    );
+    await expect(coordinator.updateClientPosition(position('nope', 'p', 1))).rejects.toThrow(
+      NotFoundError,
+    );
+  });
+
   it('holds a lock only while work is in flight (a store that answers later)', async () => {
     class RemoteLikeStore extends MemoryStore {
       override readonly synchronousChanges = false;

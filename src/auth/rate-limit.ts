@@ -18,7 +18,11 @@ export class PositionRateLimiter {
    * Runs `update` if the player is within its limit (at once when there is
    * no limit); RateLimitedError, and no update, when it is over.
    */
-  within<T>(streamSessionId: string, sessionId: string, update: () => Promise<T>): Promise<T> {
+  within<T>(
+    streamSessionId: string,
+    sessionId: string,
+    update: () => T | Promise<T>,
+  ): T | Promise<T> {
     if (this.limiter === null) return update();
     return this.consume(streamSessionId, sessionId).then(update);
   }

@@ -150,6 +150,17 @@ export class BatchCoordinator {
     );
   }
 
+  /**
+   * updateClientPosition for a caller that takes a value as well as a
+   * promise (the resolver, on the hot path): with the embedded store it
+   * answers at once, and throws instead of rejecting.
+   */
+  updateClientPositionNow(input: UpdateClientPositionInput): MaybePromise<ClientPosition> {
+    return this.changeNow(input.streamSessionId, () =>
+      this.store.updateClientPosition(input, this.clock.now()),
+    );
+  }
+
   /** True when the client was in the session; NotFoundError for an unknown session. */
   removeClient(streamSessionId: string, sessionId: string): Promise<boolean> {
     return this.change(streamSessionId, () =>
@@ -509,15 +520,28 @@ export class BatchCoordinator {
     run: () => MaybePromise<Change<T>>,
     describe?: (result: T) => Activity | false,
   ): Promise<T> {
+    try {
+      const result = this.changeNow(streamSessionId, run, describe);
+      return result instanceof Promise ? result : Promise.resolve(result);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * change(), answering at once (or throwing) when the store's change is
+   * synchronous: no promise is made at all on that path.
+   */
+  private changeNow<T>(
+    streamSessionId: string,
+    run: () => MaybePromise<Change<T>>,
+    describe?: (result: T) => Activity | false,
+  ): MaybePromise<T> {
     if (this.store.synchronousChanges) {
-      try {
-        const change = run();
-        return change instanceof Promise
-          ? change.then((done) => this.announce(streamSessionId, done, describe))
-          : Promise.resolve(this.announce(streamSessionId, change, describe));
-      } catch (error) {
-        return Promise.reject(error);
-      }
+      const change = run();
+      return change instanceof Promise
+        ? change.then((done) => this.announce(streamSessionId, done, describe))
+        : this.announce(streamSessionId, change, describe);
     }
     return this.exclusive(streamSessionId, async () =>
       this.announce(streamSessionId, await run(), describe),
