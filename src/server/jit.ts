@@ -43,15 +43,24 @@ export function jitPlugins(): Plugin[] {
       // from the other build of graphql-js, CommonJS).
       onExecute({ args, executeFn, setExecuteFn }) {
         if (!compiled(args)) return;
-        setExecuteFn(async (executionArgs) => {
-          const result = await executeFn(executionArgs);
-          // Errors and no data: the request was refused before anything ran.
-          if (Symbol.asyncIterator in result || 'data' in result || !result.errors) return result;
-          return { ...result, errors: result.errors.map(asBadUserInput) };
+        // A result that is ready stays synchronous: no promise per operation.
+        setExecuteFn((executionArgs) => {
+          const result = executeFn(executionArgs);
+          return typeof (result as { then?: unknown }).then === 'function'
+            ? (result as Promise<typeof result>).then(withCodes)
+            : withCodes(result);
         });
       },
     },
   ];
+}
+
+/** Errors and no data: the request was refused before anything ran; its errors get a code. */
+function withCodes<R extends object>(result: R): R {
+  if (Symbol.asyncIterator in result || 'data' in result) return result;
+  const { errors } = result as { errors?: readonly GraphQLError[] };
+  if (!errors) return result;
+  return { ...result, errors: errors.map(asBadUserInput) };
 }
 
 function asBadUserInput(error: GraphQLError): GraphQLError {
