@@ -193,5 +193,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
 }
 
+/** Every environment variable the service reads. */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
+
 /** The defaults, as a base for tests and embedders. */
 export const defaultConfig: Config = loadConfig({});

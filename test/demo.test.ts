@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { eventually } from './fixtures.js';
+import { eventually, serviceEnv } from './fixtures.js';
 import { parsePrometheus } from './prometheus.js';
 
 let demo: ChildProcess | undefined;
@@ -23,7 +23,7 @@ describe('npm run demo', () => {
       ['run', 'demo', '--', '--speed', '30', '--batch-seconds', '0.2', '--drop-rate', '0'],
       {
         cwd: root,
-        env: { ...process.env, PORT: '0', LOG_LEVEL: 'info' },
+        env: serviceEnv({ PORT: '0', LOG_LEVEL: 'info' }),
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );

@@ -8,7 +8,7 @@ import { createParser } from 'eventsource-parser';
 import { type Client, createClient } from 'graphql-ws';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
-import { type Config, defaultConfig } from '../src/config.js';
+import { CONFIG_VARIABLES, type Config, defaultConfig } from '../src/config.js';
 import { type App, buildApp } from '../src/server/app.js';
 import type { Logger } from '../src/server/logger.js';
 import type { Clock } from '../src/state/clock.js';
@@ -109,6 +109,17 @@ export function storeUnderTest(): Partial<Config> {
   };
 }
 
+/**
+ * The environment for a service started as a process: the caller's, without
+ * any of the service's own settings (so a developer's exported STORE or PORT
+ * cannot leak in), plus `env`.
+ */
+export function serviceEnv(env: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const base: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of CONFIG_VARIABLES) delete base[name];
+  return { ...base, ...env };
+}
+
 /** Deletes every key under a prefix. */
 export async function deleteKeys(url: string, prefix: string): Promise<void> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
@@ -148,6 +159,19 @@ export function wsRequest<T = Record<string, any>>(
       },
     );
   });
+}
+
+/** A batchNeeded event as the integration tests select it. */
+export interface Need {
+  streamSession: { id: string; furthestSegment: number | null };
+  reason: string;
+  batchNumber: number;
+  startSegment: number;
+  endSegment: number;
+  videoSourcePath: string;
+  videoStartOffset: number;
+  furthestSegment: number | null;
+  qualities: string[];
 }
 
 /** A subscription's events, collected as they come, with a way to wait for the n-th. */

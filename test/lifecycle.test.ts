@@ -20,6 +20,7 @@ import {
   type Collected,
   eventually,
   type GraphQLResponse,
+  type Need,
   Q,
   sseSubscribe,
   startTestServer,
@@ -36,18 +37,6 @@ const NEVER = 30 * 86_400_000;
 const ENDED = `subscription Ended($id: ID) {
   streamSessionEnded(streamSessionId: $id) { id reason endedAt }
 }`;
-
-interface Need {
-  streamSession: { id: string; furthestSegment: number | null };
-  reason: string;
-  batchNumber: number;
-  startSegment: number;
-  endSegment: number;
-  videoSourcePath: string;
-  videoStartOffset: number;
-  furthestSegment: number | null;
-  qualities: string[];
-}
 
 interface Ended {
   id: string;

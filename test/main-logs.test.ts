@@ -6,13 +6,14 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { serviceEnv } from './fixtures.js';
 import type { LogLine } from './log-capture.js';
 
 describe('the program', () => {
   it('logs JSON lines on stdout at LOG_LEVEL, and shows generated tokens once on stderr, never in the log', async () => {
     const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
     const child = spawn(process.execPath, ['--import', 'tsx', main], {
-      env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'debug', STORE: 'memory' },
+      env: serviceEnv({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'debug', STORE: 'memory' }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

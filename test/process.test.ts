@@ -9,28 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { createClient } from 'graphql-ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createDeferred, type GraphQLResponse, Q, sseSubscribe } from './fixtures.js';
+import { createDeferred, type GraphQLResponse, Q, serviceEnv, sseSubscribe } from './fixtures.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-
-// Settings the server reads; cleared so the caller's environment cannot leak in.
-const CONFIG_VARIABLES = [
-  'PORT',
-  'HOST',
-  'SEGMENT_DURATION',
-  'BATCH_SIZE',
-  'THRESHOLD',
-  'STORE',
-  'MAX_QUEUED_EVENTS',
-  'BATCH_TIMEOUT',
-  'CLIENT_TIMEOUT',
-  'SESSION_IDLE_TIMEOUT',
-  'SNAPSHOT_PATH',
-  'WS_PING_INTERVAL',
-  'WS_CONNECTION_INIT_TIMEOUT',
-  'WS_MAX_BUFFERED_BYTES',
-  'SHUTDOWN_TIMEOUT',
-];
 
 interface Running {
   child: ChildProcess;
@@ -51,12 +32,10 @@ afterAll(() => {
  * stops a just-started instance would.
  */
 function run(env: Record<string, string>, signalOnListening?: NodeJS.Signals): Running {
-  const base = { ...process.env };
-  for (const name of CONFIG_VARIABLES) delete base[name];
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: repoRoot,
     // Process behaviour, not access control (test/auth.test.ts covers that): no tokens needed.
-    env: { ...base, AUTH: 'off', ...env },
+    env: serviceEnv({ AUTH: 'off', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);

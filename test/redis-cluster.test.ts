@@ -24,7 +24,9 @@ import {
   deleteKeys,
   eventually,
   type GraphQLResponse,
+  type Need,
   Q,
+  serviceEnv,
   sseSubscribe,
   wsRequest,
   wsSubscribe,
@@ -33,55 +35,12 @@ import {
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const REDIS_URL = 'redis://127.0.0.1:6379';
 
-// Every variable src/config.ts reads: cleared so the caller's environment cannot leak in.
-const CONFIG_VARIABLES = [
-  'PORT',
-  'HOST',
-  'SEGMENT_DURATION',
-  'BATCH_SIZE',
-  'THRESHOLD',
-  'STORE',
-  'REDIS_URL',
-  'REDIS_KEY_PREFIX',
-  'MAX_QUEUED_EVENTS',
-  'BATCH_TIMEOUT',
-  'CLIENT_TIMEOUT',
-  'SESSION_IDLE_TIMEOUT',
-  'SNAPSHOT_PATH',
-  'WS_PING_INTERVAL',
-  'WS_CONNECTION_INIT_TIMEOUT',
-  'WS_MAX_BUFFERED_BYTES',
-  'SHUTDOWN_TIMEOUT',
-  'AUTH',
-  'ADMIN_TOKEN',
-  'ENCODER_TOKEN',
-  'CLIENT_TOKEN_SECRET',
-  'NODE_ENV',
-  'RATE_LIMIT_POSITION_UPDATES',
-  'MAX_BODY_BYTES',
-  'MAX_BATCH_OPERATIONS',
-  'WS_MAX_CONNECTIONS_PER_TOKEN',
-  'WS_MAX_SUBSCRIPTIONS_PER_TOKEN',
-];
-
 const ENDED = `subscription Ended($id: ID) {
   streamSessionEnded(streamSessionId: $id) { id reason }
 }`;
 
 type Vars = Record<string, unknown>;
 type Result = GraphQLResponse<any>;
-
-interface Need {
-  streamSession: { id: string; furthestSegment: number | null };
-  reason: string;
-  batchNumber: number;
-  startSegment: number;
-  endSegment: number;
-  videoSourcePath: string;
-  videoStartOffset: number;
-  furthestSegment: number | null;
-  qualities: string[];
-}
 
 interface Instance {
   readonly name: string;
@@ -111,11 +70,9 @@ const subscriptions: Array<{ stop(): void }> = [];
 
 /** Starts one instance and resolves once it prints the URL it listens on. */
 async function startInstance(name: string, env: Record<string, string>): Promise<Instance> {
-  const base = { ...process.env };
-  for (const variable of CONFIG_VARIABLES) delete base[variable];
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: repoRoot,
-    env: { ...base, ...env },
+    env: serviceEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);

@@ -22,6 +22,7 @@ import {
   eventually,
   type GraphQLResponse,
   Q,
+  serviceEnv,
   startTestServer,
   type TestServer,
 } from './fixtures.js';
@@ -384,14 +385,13 @@ function startProcess(env: Record<string, string>): Running {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     // Shutdown behaviour, not access control (test/auth.test.ts covers that): no tokens needed.
-    env: {
-      ...process.env,
+    env: serviceEnv({
       NODE_ENV: 'production',
       PORT: '0',
       HOST: '127.0.0.1',
       AUTH: 'off',
       ...env,
-    },
+    }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
