@@ -257,7 +257,12 @@ async function main() {
     latency,
     memory,
   };
-  const file = new URL('results.json', import.meta.url);
+  // Only a run of every phase replaces results.json (the figures bench/README.md
+  // quotes); a partial run writes results.partial.json, which git ignores.
+  const complete = ['throughput', 'latency', 'scale', 'memory'].every((phase) =>
+    settings.phases.has(phase),
+  );
+  const file = new URL(complete ? 'results.json' : 'results.partial.json', import.meta.url);
   writeFileSync(
     file,
     `${JSON.stringify(results, (_k, v) => (typeof v === 'number' ? round(v, 3) : v), 2)}\n`,
