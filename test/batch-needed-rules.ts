@@ -11,21 +11,11 @@ import {
   type Collected,
   eventually,
   type GraphQLResponse,
-  Q,
+  type Need,
+  sessionDriver,
   type TestServer,
 } from './fixtures.js';
 
-export interface Need {
-  streamSession: { id: string; furthestSegment: number | null };
-  reason: 'FIRST_BATCH' | 'APPROACHING_END' | 'SEEK_AHEAD' | 'STALLED';
-  batchNumber: number;
-  startSegment: number;
-  endSegment: number;
-  videoSourcePath: string;
-  videoStartOffset: number;
-  furthestSegment: number | null;
-  qualities: string[];
-}
 export type NeedEvent = GraphQLResponse<{ batchNeeded: Need }>;
 
 export interface Transport {
@@ -47,36 +37,6 @@ export const brief = (event: NeedEvent) => {
   const need = needOf(event);
   return `${need.reason} ${need.batchNumber}@${need.startSegment}`;
 };
-
-/** Mutations over HTTP, each one expected to succeed. */
-export function sessionDriver(server: () => TestServer) {
-  async function run(query: string, variables: Record<string, unknown>) {
-    const response = await server().gql(query, variables);
-    expect(response.errors, JSON.stringify(response.errors)).toBeUndefined();
-    return response.data as Record<string, any>;
-  }
-  return {
-    create: (id: string, input: Record<string, unknown> = {}) =>
-      run(Q.create, { input: { id, videoSourcePath: '/videos/film.mp4', ...input } }),
-    move: (id: string, sessionId: string, segmentNumber: number, quality = 'Q720P') =>
-      run(Q.update, { input: { streamSessionId: id, sessionId, segmentNumber, quality } }),
-    remove: (id: string, sessionId: string) => run(Q.remove, { streamSessionId: id, sessionId }),
-    claim: (id: string, batchNumber: number, startSegment: number, endSegment: number) =>
-      run(Q.claim, {
-        input: {
-          streamSessionId: id,
-          batchNumber,
-          startSegment,
-          endSegment,
-          videoSourcePath: '/videos/film.mp4',
-          videoStartOffset: startSegment * 6,
-        },
-      }),
-    complete: (id: string, batchNumber: number) =>
-      run(Q.complete, { streamSessionId: id, batchNumber }),
-    end: (id: string) => run(Q.end, { id }),
-  };
-}
 
 /** Registers the batchNeeded rules for one transport (call inside a describe). */
 export function batchNeededRules(t: Transport) {

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { createParser } from 'eventsource-parser';
 import { type Client, createClient } from 'graphql-ws';
 import { Redis } from 'ioredis';
+import { expect } from 'vitest';
 import WebSocket from 'ws';
 import { CONFIG_VARIABLES, type Config, defaultConfig } from '../src/config.js';
 import { type App, buildApp } from '../src/server/app.js';
@@ -161,10 +162,43 @@ export function wsRequest<T = Record<string, any>>(
   });
 }
 
+/** Mutations over HTTP, each one expected to succeed. */
+export function sessionDriver(
+  server: () => TestServer,
+  { videoSourcePath = (_id: string): string => '/videos/film.mp4' } = {},
+) {
+  async function run(query: string, variables: Record<string, unknown>) {
+    const response = await server().gql(query, variables);
+    expect(response.errors, JSON.stringify(response.errors)).toBeUndefined();
+    return response.data as Record<string, any>;
+  }
+  return {
+    create: (id: string, input: Record<string, unknown> = {}) =>
+      run(Q.create, { input: { id, videoSourcePath: videoSourcePath(id), ...input } }),
+    move: (id: string, sessionId: string, segmentNumber: number, quality = 'Q720P') =>
+      run(Q.update, { input: { streamSessionId: id, sessionId, segmentNumber, quality } }),
+    remove: (id: string, sessionId: string) => run(Q.remove, { streamSessionId: id, sessionId }),
+    claim: (id: string, batchNumber: number, startSegment: number, endSegment: number) =>
+      run(Q.claim, {
+        input: {
+          streamSessionId: id,
+          batchNumber,
+          startSegment,
+          endSegment,
+          videoSourcePath: videoSourcePath(id),
+          videoStartOffset: startSegment * 6,
+        },
+      }),
+    complete: (id: string, batchNumber: number) =>
+      run(Q.complete, { streamSessionId: id, batchNumber }),
+    end: (id: string) => run(Q.end, { id }),
+  };
+}
+
 /** A batchNeeded event as the integration tests select it. */
 export interface Need {
   streamSession: { id: string; furthestSegment: number | null };
-  reason: string;
+  reason: 'FIRST_BATCH' | 'APPROACHING_END' | 'SEEK_AHEAD' | 'STALLED';
   batchNumber: number;
   startSegment: number;
   endSegment: number;

@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/state/clock.js';
-import { Q, startTestServer, type TestServer } from './fixtures.js';
+import { Q, sessionDriver, startTestServer, type TestServer } from './fixtures.js';
 import { captureLogs, LEVEL, type LogLine } from './log-capture.js';
 
 let server: TestServer;
@@ -29,23 +29,13 @@ async function ok(query: string, variables: Record<string, unknown> = {}): Promi
   return response.data;
 }
 
+const session = sessionDriver(() => server, { videoSourcePath: (id) => `/v/${id}.mp4` });
 const create = (id: string) =>
-  ok(Q.create, {
-    input: { id, videoSourcePath: `/v/${id}.mp4`, batchSize: 20, threshold: 5, segmentDuration: 6 },
-  });
+  session.create(id, { batchSize: 20, threshold: 5, segmentDuration: 6 });
 const position = (streamSessionId: string, sessionId: string, segmentNumber: number) =>
-  ok(Q.update, { input: { streamSessionId, sessionId, segmentNumber, quality: 'Q720P' } });
+  session.move(streamSessionId, sessionId, segmentNumber);
 const claim = (streamSessionId: string, batchNumber: number, startSegment: number) =>
-  ok(Q.claim, {
-    input: {
-      streamSessionId,
-      batchNumber,
-      startSegment,
-      endSegment: startSegment + 19,
-      videoSourcePath: `/v/${streamSessionId}.mp4`,
-      videoStartOffset: startSegment * 6,
-    },
-  });
+  session.claim(streamSessionId, batchNumber, startSegment, startSegment + 19);
 
 /** The lines about domain events, without pino's own fields. */
 const events = () =>

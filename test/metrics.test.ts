@@ -12,6 +12,7 @@ import { ManualClock } from '../src/state/clock.js';
 import {
   eventually,
   Q,
+  sessionDriver,
   sseSubscribe,
   startTestServer,
   type TestServer,
@@ -49,23 +50,13 @@ async function ok(query: string, variables: Record<string, unknown> = {}): Promi
   return response.data;
 }
 
-const create = (id: string) =>
-  ok(Q.create, { input: { id, videoSourcePath: `/v/${id}.mp4`, batchSize: 20, threshold: 5 } });
+const session = sessionDriver(() => server, { videoSourcePath: (id) => `/v/${id}.mp4` });
+const create = (id: string) => session.create(id, { batchSize: 20, threshold: 5 });
 const position = (streamSessionId: string, sessionId: string, segmentNumber: number) =>
-  ok(Q.update, { input: { streamSessionId, sessionId, segmentNumber, quality: 'Q720P' } });
+  session.move(streamSessionId, sessionId, segmentNumber);
 const claim = (streamSessionId: string, batchNumber: number, startSegment: number) =>
-  ok(Q.claim, {
-    input: {
-      streamSessionId,
-      batchNumber,
-      startSegment,
-      endSegment: startSegment + 19,
-      videoSourcePath: `/v/${streamSessionId}.mp4`,
-      videoStartOffset: startSegment * 6,
-    },
-  });
-const complete = (streamSessionId: string, batchNumber: number) =>
-  ok(Q.complete, { streamSessionId, batchNumber });
+  session.claim(streamSessionId, batchNumber, startSegment, startSegment + 19);
+const complete = session.complete;
 
 /** Moves the clock and sweeps in the same turn, so no other sweep sees the new time first. */
 function advanceAndSweep(ms: number) {

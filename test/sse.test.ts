@@ -5,10 +5,11 @@
 import { createParser } from 'eventsource-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CSRF_HEADER } from '../src/server/protection.js';
-import { batchNeededRules, brief, type NeedEvent, sessionDriver } from './batch-needed-rules.js';
+import { batchNeededRules, brief, type NeedEvent } from './batch-needed-rules.js';
 import {
   type GraphQLResponse,
   Q,
+  sessionDriver,
   sseSubscribe,
   startTestServer,
   type TestServer,

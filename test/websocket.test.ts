@@ -5,18 +5,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import {
-  batchNeededRules,
-  brief,
-  type Need,
-  type NeedEvent,
-  needOf,
-  sessionDriver,
-} from './batch-needed-rules.js';
+import { batchNeededRules, brief, type NeedEvent, needOf } from './batch-needed-rules.js';
 import {
   createDeferred,
   type GraphQLResponse,
+  type Need,
   Q,
+  sessionDriver,
   startTestServer,
   type TestServer,
   wsRequest,
