@@ -1,12 +1,7 @@
 import { useGraphQlJit } from '@envelop/graphql-jit';
-import {
-  type DocumentNode,
-  type ExecutionArgs,
-  type GraphQLError,
-  getOperationAST,
-  type OperationTypeNode,
-} from 'graphql';
+import type { ExecutionArgs, GraphQLError } from 'graphql';
 import { createGraphQLError, type Plugin } from 'graphql-yoga';
+import { operationOf } from './operation-of.js';
 
 /**
  * yoga plugins that run queries and mutations compiled by graphql-jit (each
@@ -17,22 +12,8 @@ import { createGraphQLError, type Plugin } from 'graphql-yoga';
  * graphql-js' executor makes them (graphql-jit gives them no code).
  */
 export function jitPlugins(): Plugin[] {
-  // yoga and the WebSocket path keep parsed documents, so a document is seen many times.
-  const kinds = new WeakMap<
-    DocumentNode,
-    Map<string | null | undefined, OperationTypeNode | undefined>
-  >();
   const compiled = ({ document, operationName }: ExecutionArgs) => {
-    let byName = kinds.get(document);
-    if (byName === undefined) {
-      byName = new Map();
-      kinds.set(document, byName);
-    }
-    let kind = byName.get(operationName);
-    if (kind === undefined && !byName.has(operationName)) {
-      kind = getOperationAST(document, operationName)?.operation;
-      byName.set(operationName, kind);
-    }
+    const kind = operationOf(document, operationName)?.operation;
     return kind !== undefined && kind !== 'subscription';
   };
   return [

@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import type { ExecutionResult, Plugin } from '@envelop/core';
-import { type DocumentNode, getOperationAST } from 'graphql';
+import type { DocumentNode } from 'graphql';
 import { contractCode } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics, OperationSeries } from './metrics.js';
+import { operationOf } from './operation-of.js';
 
 /** Where an operation's start is kept, on its own execution arguments. */
 const STARTED = Symbol('operationStarted');
@@ -47,7 +48,7 @@ export function useOperationMetrics(metrics: Metrics, logger: Logger): Plugin {
     const operationName = args.operationName ?? null;
     const cached = byDocument.get(args.document);
     if (cached !== undefined && cached.operationName === operationName) return cached;
-    const operation = getOperationAST(args.document, operationName);
+    const operation = operationOf(args.document, operationName);
     const first = operation?.selectionSet.selections[0];
     const name = first?.kind === 'Field' ? first.name.value : 'unknown';
     const described = {

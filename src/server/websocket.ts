@@ -1,10 +1,11 @@
 import type { Server } from 'node:http';
 import type { ExecutionArgs } from 'graphql';
-import { GraphQLError, getOperationAST } from 'graphql';
+import { GraphQLError } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { LRUCache } from 'lru-cache';
 import { WebSocketServer } from 'ws';
 import { type Authenticator, type Principal, principalKey } from '../auth/principal.js';
+import { operationOf } from './operation-of.js';
 import { serveGraphQLWs } from './ws-transport.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: any yoga instance, whatever its context.
@@ -174,7 +175,7 @@ export function serveGraphQLOverWebSocket(
         const prepared = prepare(enveloped, payload.query, ctx.extra.principal);
         if (prepared.errors !== undefined) return [...prepared.errors];
         const document = prepared.document;
-        const operation = getOperationAST(document, payload.operationName);
+        const operation = operationOf(document, payload.operationName);
         if (operation == null) {
           // Said here, with a code, rather than by graphql-ws without one.
           return [
