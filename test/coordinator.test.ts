@@ -1388,6 +1388,29 @@ describe('BatchCoordinator.sweep', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('an observer that throws goes to onError as activity; the change stands', async () => {
+    const errors: Array<[unknown, string]> = [];
+    const coordinator = new BatchCoordinator({
+      store: new MemoryStore(timeouts),
+      events: new LocalEventBus(),
+      defaults,
+      clock: new ManualClock(T0),
+      onActivity: () => {
+        throw new Error('observer broke');
+      },
+      onError: (error, during) => errors.push([error, during]),
+    });
+    const created = await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
+    expect(created.id).toBe('a');
+    expect(await coordinator.getStreamSession('a')).not.toBeNull();
+    expect(errors.length).toBeGreaterThan(0);
+    expect(
+      errors.every(
+        ([e, during]) => (e as Error).message === 'observer broke' && during === 'activity',
+      ),
+    ).toBe(true);
+  });
+
   it('a failing sweep goes to onError and the next one tries again', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     class FlakyStore extends MemoryStore {
@@ -1398,11 +1421,15 @@ describe('BatchCoordinator.sweep', () => {
       }
     }
     const errors: unknown[] = [];
+    const during: string[] = [];
     const reports: SweepReport[] = [];
     const store = new FlakyStore(timeouts);
     const { coordinator, clock } = setup({
       store,
-      onError: (e) => errors.push(e),
+      onError: (e, d) => {
+        errors.push(e);
+        during.push(d);
+      },
       onSweep: (r) => reports.push(r),
     });
     await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
@@ -1411,6 +1438,7 @@ describe('BatchCoordinator.sweep', () => {
     coordinator.startSweeper(100);
     await vi.advanceTimersByTimeAsync(100);
     expect(errors.map((e) => (e as Error).message)).toEqual(['store unavailable']);
+    expect(during).toEqual(['sweep']);
     expect(reports).toEqual([]);
     await vi.advanceTimersByTimeAsync(100);
     expect(reports).toEqual([{ ...nothing, clientsExpired: 1 }]);

@@ -113,14 +113,10 @@ export function buildApp({
     maxQueuedEvents: config.maxQueuedEvents,
     // Each thing a sweep did has its own line (onActivity); this is the summary.
     onSweep: (report) => logger.debug(report, 'sweep'),
-    onError: (error) => logger.error({ err: error }, 'sweep failed'),
+    onError: (error, during) => logger.error({ err: error }, `${during} failed`),
     onActivity: (activity) => {
-      try {
-        metrics.record(activity);
-        logActivity(logger, activity);
-      } catch (error) {
-        logger.error({ err: error, activity }, 'activity observer failed');
-      }
+      metrics.record(activity);
+      logActivity(logger, activity);
     },
   });
   const secrets = resolveSecrets(config);

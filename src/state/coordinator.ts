@@ -38,8 +38,11 @@ export interface CoordinatorOptions {
   readonly sessionUpdateInterval?: number;
   /** Called with what each sweep did (for logs); never throws into the sweeper. */
   readonly onSweep?: (report: SweepReport) => void;
-  /** Called when a sweep fails; the next one tries again. */
-  readonly onError?: (error: unknown) => void;
+  /**
+   * Called when a sweep fails (the next one tries again) or when onActivity
+   * throws (the change stands); `during` says which.
+   */
+  readonly onError?: (error: unknown, during: 'sweep' | 'activity') => void;
   /**
    * Told what each change did (for logs and metrics), after it committed;
    * what it throws goes to onError.
@@ -78,7 +81,7 @@ export class BatchCoordinator {
   private readonly maxQueuedEvents: number;
   private readonly sessionUpdateInterval: number;
   private readonly onSweep: (report: SweepReport) => void;
-  private readonly onError: (error: unknown) => void;
+  private readonly onError: (error: unknown, during: 'sweep' | 'activity') => void;
   private readonly onActivity: ActivityObserver | null;
   // One mutex per stream session with work in flight; dropped when idle so
   // that ids of ended or unknown sessions leave nothing behind.
@@ -353,7 +356,7 @@ export class BatchCoordinator {
             this.onSweep(report);
           }
         },
-        (error) => this.onError(error),
+        (error) => this.onError(error, 'sweep'),
       );
     }, intervalMs);
     // The sweeper alone must not keep a process alive.
@@ -599,7 +602,7 @@ export class BatchCoordinator {
     try {
       this.onActivity(activity);
     } catch (error) {
-      this.onError(error);
+      this.onError(error, 'activity');
     }
   }
 
