@@ -6,9 +6,27 @@ const settings = {
   enabled: true,
   adminToken: 'admin-token-of-at-least-some-length',
   encoderToken: 'encoder-token-of-at-least-some-length',
+  metricsToken: 'metrics-token-of-at-least-some-length',
   clientTokenSecret: 'a-client-token-secret-of-32-bytes-or-more',
 };
 const bearer = (token: string) => `Bearer ${token}`;
+
+describe('Authenticator: roles by token', () => {
+  it('knows the admin, the encoder and the scraper (METRICS_TOKEN) by their tokens', () => {
+    const auth = new Authenticator(settings);
+    expect(auth.authenticate(bearer(settings.adminToken))).toEqual({ role: 'admin' });
+    expect(auth.authenticate(bearer(settings.encoderToken))).toEqual({ role: 'encoder' });
+    expect(auth.authenticate(bearer(settings.metricsToken))).toEqual({ role: 'scraper' });
+  });
+
+  it('has no scraper without METRICS_TOKEN', async () => {
+    const auth = new Authenticator({ ...settings, metricsToken: null });
+    // Not one of the fixed tokens: checked as a player token, which it is not.
+    expect(await auth.authenticate(bearer(settings.metricsToken))).toMatchObject({
+      role: 'invalid',
+    });
+  });
+});
 
 describe('Authenticator: player tokens', () => {
   it('checks a player token once, then answers from what it verified', async () => {

@@ -9,6 +9,8 @@ import { LRUCache } from 'lru-cache';
 export type Principal =
   | { readonly role: 'admin' }
   | { readonly role: 'encoder' }
+  /** METRICS_TOKEN: may read /metrics, and nothing of the GraphQL API. */
+  | { readonly role: 'scraper' }
   | {
       readonly role: 'player';
 
@@ -28,6 +30,7 @@ const VERIFIED_PLAYER_TOKENS = 10_000;
 // Principals without fields of their own are shared: they are never changed.
 const ADMIN: Principal = Object.freeze({ role: 'admin' });
 const ENCODER: Principal = Object.freeze({ role: 'encoder' });
+const SCRAPER: Principal = Object.freeze({ role: 'scraper' });
 const ANONYMOUS: Principal = Object.freeze({ role: 'anonymous' });
 
 export interface AuthSettings {
@@ -35,6 +38,8 @@ export interface AuthSettings {
   readonly enabled: boolean;
   readonly adminToken: string;
   readonly encoderToken: string;
+  /** The scraper's token for /metrics (METRICS_TOKEN); null: none, only the admin's. */
+  readonly metricsToken: string | null;
   /** HMAC key for player tokens (HS256). */
   readonly clientTokenSecret: string;
 }
@@ -54,11 +59,13 @@ export function generateSecret(): string {
 export class Authenticator {
   private readonly admin: Buffer;
   private readonly encoder: Buffer;
+  private readonly scraper: Buffer | null;
   private readonly key: Uint8Array;
 
   constructor(private readonly settings: AuthSettings) {
     this.admin = digest(settings.adminToken);
     this.encoder = digest(settings.encoderToken);
+    this.scraper = settings.metricsToken === null ? null : digest(settings.metricsToken);
     this.key = new TextEncoder().encode(settings.clientTokenSecret);
   }
 
@@ -87,6 +94,7 @@ export class Authenticator {
     const sent = digest(token);
     if (timingSafeEqual(sent, this.admin)) return ADMIN;
     if (timingSafeEqual(sent, this.encoder)) return ENCODER;
+    if (this.scraper !== null && timingSafeEqual(sent, this.scraper)) return SCRAPER;
     // A player sends the same token every few seconds: its signature is checked
     // once, and the principal kept until the token expires.
     const known = this.players.get(token);

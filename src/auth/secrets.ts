@@ -20,6 +20,7 @@ export function resolveSecrets(config: Config): ResolvedSecrets {
       enabled: config.authEnabled,
       adminToken,
       encoderToken,
+      metricsToken: config.metricsToken,
       clientTokenSecret: config.clientTokenSecret ?? generateSecret(),
     },
     generated: {

@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Authenticator } from '../auth/principal.js';
@@ -307,41 +306,32 @@ async function settle<T>(
   set(value);
 }
 
-export interface MetricsAccess {
-  readonly authenticator: Authenticator;
-  /** METRICS_TOKEN: a token for the scraper alone; null: only the admin token. */
-  readonly metricsToken: string | null;
-}
-
 /**
  * Serves /metrics. With auth on it needs `Authorization: Bearer <token>`
- * with the admin token or METRICS_TOKEN: no or a bad token is 401, a valid
- * token of another role (encoder, player) is 403. With AUTH=off it is open.
+ * with the admin token or METRICS_TOKEN (the scraper): no or a bad token is
+ * 401, a valid token of another role (encoder, player) is 403. With
+ * AUTH=off every caller is admin, so it is open.
  */
-export function serveMetrics(metrics: Metrics, { authenticator, metricsToken }: MetricsAccess) {
-  const scraper = metricsToken === null ? null : digest(metricsToken);
+export function serveMetrics(metrics: Metrics, authenticator: Authenticator) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
       res.end('Only GET and HEAD.\n');
       return;
     }
-    const authorization = req.headers.authorization;
-    if (authenticator.enabled && !isScraper(authorization, scraper)) {
-      const principal = await authenticator.authenticate(authorization);
-      if (principal.role === 'anonymous' || principal.role === 'invalid') {
-        res.writeHead(401, {
-          'www-authenticate': 'Bearer realm="metrics"',
-          'content-type': 'text/plain; charset=utf-8',
-        });
-        res.end('The metrics need the admin token or METRICS_TOKEN as a bearer token.\n');
-        return;
-      }
-      if (principal.role !== 'admin') {
-        res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8' });
-        res.end('The metrics are for the admin token or METRICS_TOKEN.\n');
-        return;
-      }
+    const principal = await authenticator.authenticate(req.headers.authorization);
+    if (principal.role === 'anonymous' || principal.role === 'invalid') {
+      res.writeHead(401, {
+        'www-authenticate': 'Bearer realm="metrics"',
+        'content-type': 'text/plain; charset=utf-8',
+      });
+      res.end('The metrics need the admin token or METRICS_TOKEN as a bearer token.\n');
+      return;
+    }
+    if (principal.role !== 'admin' && principal.role !== 'scraper') {
+      res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end('The metrics are for the admin token or METRICS_TOKEN.\n');
+      return;
     }
     let text: string;
     try {
@@ -358,15 +348,4 @@ export function serveMetrics(metrics: Metrics, { authenticator, metricsToken }: 
     });
     res.end(req.method === 'HEAD' ? undefined : text);
   };
-}
-
-/** True when the header carries METRICS_TOKEN (digests compare in constant time). */
-function isScraper(authorization: string | undefined, scraper: Buffer | null): boolean {
-  if (scraper === null || authorization === undefined) return false;
-  const match = /^Bearer +(\S+) *$/i.exec(authorization);
-  return match !== null && timingSafeEqual(digest(match[1] as string), scraper);
-}
-
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
 }
