@@ -48,10 +48,11 @@ const clientId = (i: number) =>
 const sessionId = (s: number) => `stream-${s.toString(16).padStart(8, '0')}`;
 
 function makeCoordinator() {
-  const store = new MemoryStore(defaultConfig);
+  const events = new LocalEventBus();
+  const store = new MemoryStore(defaultConfig, events);
   const coordinator = new BatchCoordinator({
     store,
-    events: new LocalEventBus(),
+    events,
     clock,
     defaults: defaultConfig,
   });
@@ -159,7 +160,7 @@ const end = heap();
 const leftover = {
   sessions: life.store.size,
   clients: life.store.clientCount,
-  locks: life.coordinator.lockCount,
+  locks: life.coordinator.changesInFlight,
 };
 life = null;
 

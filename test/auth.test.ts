@@ -18,6 +18,7 @@ import {
   CLIENT_TOKEN_SECRET,
   ENCODER_TOKEN,
   type GraphQLResponse,
+  memoryStoreState,
   Q,
   sseSubscribe,
   startTestServer,
@@ -166,7 +167,7 @@ const admin = (query: string, variables?: Record<string, unknown>) =>
  * shows). The clock is a ManualClock, so equal state gives equal data.
  */
 function snapshot(): unknown {
-  return server.app.memoryStore!.snapshot(0).sessions;
+  return memoryStoreState(server.app);
 }
 
 async function sessionAsAdmin(id: string): Promise<Record<string, any> | null> {

@@ -240,7 +240,7 @@ describe('concurrency', () => {
     }
     // The store's own indexes agree: one record per client, no lock left behind.
     expect((await server.app.store.countClients()) - clientsBefore).toBe(CLIENTS);
-    await eventually(() => server.app.coordinator.lockCount === 0);
+    await eventually(() => server.app.coordinator.changesInFlight === 0);
   });
 
   it('announces APPROACHING_END exactly once per session to every subscriber while hundreds of clients cross the threshold', async () => {
@@ -722,7 +722,7 @@ describe('concurrency', () => {
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok' });
     expect((await fetch(`${server.baseUrl}/readyz`)).status).toBe(200);
-    await eventually(() => server.app.coordinator.lockCount === 0);
+    await eventually(() => server.app.coordinator.changesInFlight === 0);
     await subscriptionsReach(base);
   });
 });

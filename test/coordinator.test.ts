@@ -30,8 +30,8 @@ const T0 = Date.UTC(2026, 0, 1);
 const defaults: SessionDefaults = { segmentDuration: 6, batchSize: 20, threshold: 5 };
 const timeouts: Timeouts = { batchTimeout: 60_000, clientTimeout: 30_000, idleTimeout: 300_000 };
 
-interface Setup {
-  store: MemoryStore;
+interface Setup<S extends MemoryStore = MemoryStore> {
+  store: S;
   events: LocalEventBus;
   clock: ManualClock;
   coordinator: BatchCoordinator;
@@ -41,18 +41,19 @@ interface Setup {
   ended: StreamSessionEndedEvent[];
 }
 
-function setup(
+function setup<S extends MemoryStore = MemoryStore>(
   options: {
     maxQueuedEvents?: number;
-    store?: MemoryStore;
+    /** Makes the store over the setup's bus (a subclass, to shape its timing). */
+    store?: (events: LocalEventBus) => S;
     onSweep?: CoordinatorOptions['onSweep'];
     onError?: CoordinatorOptions['onError'];
   } = {},
-): Setup {
-  const store = options.store ?? new MemoryStore(timeouts);
+): Setup<S> {
   const events = new LocalEventBus((error) => {
     throw error;
   });
+  const store = options.store?.(events) ?? (new MemoryStore(timeouts, events) as S);
   const clock = new ManualClock(T0);
   const coordinator = new BatchCoordinator({
     store,
@@ -217,7 +218,7 @@ describe('BatchCoordinator.createStreamSession', () => {
       expect(store.size).toBe(0);
       expect(await coordinator.getStreamSession('a')).toBeNull();
       expect(published).toEqual([]);
-      expect(coordinator.lockCount).toBe(0);
+      expect(coordinator.changesInFlight).toBe(0);
       // The id is still free.
       await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
       expect(store.size).toBe(1);
@@ -249,7 +250,7 @@ describe('BatchCoordinator.createStreamSession', () => {
     expect(view?.videoSourcePath).toBe('/first.mp4');
     expect(view?.clientPositions).toHaveLength(1);
     expect(published).toHaveLength(1);
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
   });
 });
 
@@ -370,7 +371,7 @@ describe('BatchCoordinator: changes and their events', () => {
     for (const attempt of conflicts) expect(await rejection(attempt)).toBeInstanceOf(ConflictError);
     expect(await coordinator.getStreamSession('a')).toEqual(before);
     expect(published).toHaveLength(count);
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
   });
 
   it('removing the last client near the end withdraws the pending need', async () => {
@@ -400,7 +401,7 @@ describe('BatchCoordinator: changes and their events', () => {
     expect(await rejection(coordinator.updateClientPosition(position('a', 'p', 4)))).toBeInstanceOf(
       NotFoundError,
     );
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
   });
 
   it('lists sessions oldest first with limit and offset', async () => {
@@ -503,8 +504,11 @@ describe('BatchCoordinator.batchNeeded', () => {
     class GatedStore extends MemoryStore {
       entered = false;
       private release: () => void = () => {};
-      constructor(private readonly where: 'before' | 'after') {
-        super(timeouts);
+      constructor(
+        private readonly where: 'before' | 'after',
+        events: LocalEventBus,
+      ) {
+        super(timeouts, events);
       }
       override async pendingNeeds(streamSessionId?: string): Promise<BatchNeededEvent[]> {
         this.entered = true;
@@ -522,8 +526,7 @@ describe('BatchCoordinator.batchNeeded', () => {
     }
 
     it('changes before the snapshot: the held events it already has are dropped', async () => {
-      const store = new GatedStore('before');
-      const { coordinator } = setup({ store });
+      const { coordinator, store } = setup({ store: (events) => new GatedStore('before', events) });
       await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
       await withCompleteBatch0(coordinator, 'b');
 
@@ -549,8 +552,7 @@ describe('BatchCoordinator.batchNeeded', () => {
     });
 
     it('changes after the snapshot: the held events are delivered after it, in order', async () => {
-      const store = new GatedStore('after');
-      const { coordinator } = setup({ store });
+      const { coordinator, store } = setup({ store: (events) => new GatedStore('after', events) });
       await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
       await withCompleteBatch0(coordinator, 'b');
 
@@ -593,8 +595,6 @@ describe('BatchCoordinator.batchNeeded', () => {
           this.gate = null;
           this.release();
         }
-        // A remote store's reply: the change is made, the answer comes later.
-        override readonly synchronousChanges = false;
         override async updateClientPosition(
           ...args: Parameters<MemoryStore['updateClientPosition']>
         ): Promise<Change<ClientPosition>> {
@@ -603,8 +603,9 @@ describe('BatchCoordinator.batchNeeded', () => {
           return change;
         }
       }
-      const store = new SlowReplyStore(timeouts);
-      const { coordinator } = setup({ store });
+      const { coordinator, store } = setup({
+        store: (events) => new SlowReplyStore(timeouts, events),
+      });
       await withCompleteBatch0(coordinator, 'a');
       store.hold();
       const change = coordinator.updateClientPosition(position('a', 'p', 15));
@@ -817,8 +818,8 @@ describe('BatchCoordinator.batchNeeded', () => {
   });
 });
 
-describe('BatchCoordinator: per-session locks', () => {
-  it('takes no lock with a synchronous store: each change and its events run in one turn', async () => {
+describe('BatchCoordinator: changes in flight', () => {
+  it('with the embedded store each change and its events run in one turn', async () => {
     const { coordinator, events } = setup();
     await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
     const seen: string[] = [];
@@ -831,7 +832,7 @@ describe('BatchCoordinator: per-session locks', () => {
       ),
     );
     // Every change and its event happened before the first await returned.
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
     expect(seen).toHaveLength(50);
     await work;
     expect((await coordinator.requireStreamSession('a')).furthestSegment).toBe(49);
@@ -853,9 +854,8 @@ describe('BatchCoordinator: per-session locks', () => {
     );
   });
 
-  it('holds a lock only while work is in flight (a store that answers later)', async () => {
+  it('counts the changes a store that answers later has not answered yet', async () => {
     class RemoteLikeStore extends MemoryStore {
-      override readonly synchronousChanges = false;
       override async createStreamSession(
         ...args: Parameters<MemoryStore['createStreamSession']>
       ): Promise<Change<StreamSessionView>> {
@@ -867,24 +867,25 @@ describe('BatchCoordinator: per-session locks', () => {
         return super.updateClientPosition(...args);
       }
     }
-    const { coordinator } = setup({ store: new RemoteLikeStore(timeouts) });
-    expect(coordinator.lockCount).toBe(0);
+    const { coordinator } = setup({ store: (events) => new RemoteLikeStore(timeouts, events) });
+    expect(coordinator.changesInFlight).toBe(0);
     const creating = coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
-    expect(coordinator.lockCount).toBe(1);
+    expect(coordinator.changesInFlight).toBe(1);
     await creating;
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
+    // No lock: the store orders them (Redis runs each script atomically, in the order sent).
     const work = Promise.all([
       coordinator.updateClientPosition(position('a', 'p', 1)),
       coordinator.updateClientPosition(position('a', 'q', 2)),
     ]);
-    expect(coordinator.lockCount).toBe(1);
+    expect(coordinator.changesInFlight).toBe(2);
     await work;
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
     await coordinator.setCurrentBatch(batch0('a'));
     await coordinator.completeBatch('a', 0);
     await coordinator.removeClient('a', 'p');
     await coordinator.endStreamSession('a');
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
   });
 
   it('returns to 0 after errors: NOT_FOUND, CONFLICT, BAD_USER_INPUT', async () => {
@@ -909,9 +910,9 @@ describe('BatchCoordinator: per-session locks', () => {
     expect(codes.filter((c) => c === 'NOT_FOUND')).toHaveLength(23);
     expect(codes.filter((c) => c === 'CONFLICT')).toHaveLength(3);
     expect(codes.filter((c) => c === 'BAD_USER_INPUT')).toHaveLength(1);
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
     await coordinator.endStreamSession('never-existed');
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
   });
 
   it('serialises many concurrent position updates of one client in call order', async () => {
@@ -959,7 +960,7 @@ describe('BatchCoordinator: per-session locks', () => {
     );
     const states = await Promise.all(stateAtPublish);
     expect(states.map((s) => s?.furthestSegment)).toEqual(announced.map((e) => e.furthestSegment));
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
   });
 
   it('many clients updating at once: exact furthest and one announcement', async () => {
@@ -987,7 +988,7 @@ describe('BatchCoordinator: per-session locks', () => {
     expect(after?.clientPositions.map((p) => p.sessionId)).toEqual(['client-0']);
     expect(after?.furthestSegment).toBe(0);
     expect(after?.shouldGenerateNextBatch).toBe(false);
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
   });
 
   it('concurrent encoders racing for one batch: exactly one wins', async () => {
@@ -1000,7 +1001,7 @@ describe('BatchCoordinator: per-session locks', () => {
     const losers = claims.filter((c) => c.status === 'rejected');
     expect(losers).toHaveLength(9);
     for (const l of losers) expect(l.reason).toBeInstanceOf(ConflictError);
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
   });
 });
 
@@ -1054,7 +1055,7 @@ describe('BatchCoordinator: ending sessions', () => {
     await ends.return?.();
   });
 
-  it('ending runs under the session lock: a change in flight completes first', async () => {
+  it('an ending after a change in flight: the change lands first, then the end', async () => {
     const { coordinator, ended } = setup();
     await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
     const [moved, endedOk] = await Promise.all([
@@ -1064,7 +1065,7 @@ describe('BatchCoordinator: ending sessions', () => {
     expect(moved.segmentNumber).toBe(3);
     expect(endedOk).toBe(true);
     expect(ended).toHaveLength(1);
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
   });
 });
 
@@ -1093,7 +1094,6 @@ describe('BatchCoordinator.close', () => {
   it('waits for the changes in flight', async () => {
     class GatedUpdateStore extends MemoryStore {
       release: () => void = () => {};
-      override readonly synchronousChanges = false;
       override async updateClientPosition(
         ...args: Parameters<MemoryStore['updateClientPosition']>
       ): Promise<Change<ClientPosition>> {
@@ -1103,8 +1103,9 @@ describe('BatchCoordinator.close', () => {
         return super.updateClientPosition(...args);
       }
     }
-    const store = new GatedUpdateStore(timeouts);
-    const { coordinator } = setup({ store });
+    const { coordinator, store } = setup({
+      store: (events) => new GatedUpdateStore(timeouts, events),
+    });
     await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
     let updated = false;
     const update = coordinator.updateClientPosition(position('a', 'p', 3)).then(() => {
@@ -1145,7 +1146,7 @@ describe('BatchCoordinator.sweep', () => {
     expect(published).toHaveLength(count);
     expect(ended).toEqual([]);
     expect((await coordinator.getStreamSession('a'))?.clientPositions).toHaveLength(1);
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
   });
 
   it('a client silent for the client timeout leaves; one that reported stays', async () => {
@@ -1167,7 +1168,7 @@ describe('BatchCoordinator.sweep', () => {
     clock.advance(timeouts.clientTimeout - 1);
     expect(await coordinator.sweep()).toEqual({ ...nothing, clientsExpired: 1 });
     expect((await coordinator.getStreamSession('a'))?.clientPositions).toEqual([]);
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
   });
 
   it('an expiry is a change like removeClient: it publishes what it announces', async () => {
@@ -1346,7 +1347,7 @@ describe('BatchCoordinator.sweep', () => {
     });
     // The sessions whose clients just left are idle from now.
     expect((await coordinator.listStreamSessions(10, 0)).map((v) => v.id)).toEqual(['a', 'b', 'c']);
-    expect(coordinator.lockCount).toBe(0);
+    expect(coordinator.changesInFlight).toBe(0);
   });
 
   it('concurrent calls share one sweep', async () => {
@@ -1390,9 +1391,10 @@ describe('BatchCoordinator.sweep', () => {
 
   it('an observer that throws goes to onError as activity; the change stands', async () => {
     const errors: Array<[unknown, string]> = [];
+    const events = new LocalEventBus();
     const coordinator = new BatchCoordinator({
-      store: new MemoryStore(timeouts),
-      events: new LocalEventBus(),
+      store: new MemoryStore(timeouts, events),
+      events,
       defaults,
       clock: new ManualClock(T0),
       onActivity: () => {
@@ -1423,9 +1425,8 @@ describe('BatchCoordinator.sweep', () => {
     const errors: unknown[] = [];
     const during: string[] = [];
     const reports: SweepReport[] = [];
-    const store = new FlakyStore(timeouts);
     const { coordinator, clock } = setup({
-      store,
+      store: (events) => new FlakyStore(timeouts, events),
       onError: (e, d) => {
         errors.push(e);
         during.push(d);

@@ -13,6 +13,7 @@ import { CONFIG_VARIABLES, type Config, defaultConfig } from '../src/config.js';
 import { type App, buildApp } from '../src/server/app.js';
 import type { Logger } from '../src/server/logger.js';
 import type { Clock } from '../src/state/clock.js';
+import { MemoryStore } from '../src/state/memory-store.js';
 import { quietLogger } from './log-capture.js';
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
@@ -391,3 +392,13 @@ export const authOverrides = {
   batchTimeout: DAY,
   idleTimeout: DAY,
 } as const;
+
+/**
+ * Everything the embedded store of `app` holds, as plain data: every stream
+ * session with its settings, batch, clients and need bookkeeping (more than
+ * the API shows), to prove that a refused request changed nothing.
+ */
+export function memoryStoreState(app: App) {
+  if (!(app.store instanceof MemoryStore)) throw new Error('This check needs STORE=memory.');
+  return app.store.snapshot(0).sessions;
+}

@@ -15,6 +15,7 @@ import {
   authOverrides,
   ENCODER_TOKEN,
   type GraphQLResponse,
+  memoryStoreState,
   Q,
   startTestServer,
   type TestServer,
@@ -331,7 +332,7 @@ function expectContractErrors(answer: Answer): void {
  * shows). The clock is a ManualClock, so equal state gives equal text.
  */
 function snapshot(): string {
-  return JSON.stringify(server.app.memoryStore!.snapshot(0).sessions);
+  return JSON.stringify(memoryStoreState(server.app));
 }
 
 async function expectServing(): Promise<void> {

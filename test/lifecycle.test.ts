@@ -523,10 +523,11 @@ describe('timers that scale', () => {
   const defaults = { segmentDuration: 6, batchSize: 20, threshold: 5 };
 
   function standalone() {
-    const store = new MemoryStore(timeouts);
+    const events = new LocalEventBus();
+    const store = new MemoryStore(timeouts, events);
     const coordinator = new BatchCoordinator({
       store,
-      events: new LocalEventBus(),
+      events,
       defaults,
       clock,
     });

@@ -16,10 +16,10 @@ const INTERVAL = 100;
 const timeouts: Timeouts = { batchTimeout: 60_000, clientTimeout: 30_000, idleTimeout: 300_000 };
 
 function setup(options: { maxQueuedEvents?: number } = {}) {
-  const store = new MemoryStore(timeouts);
   const events = new LocalEventBus((error) => {
     throw error;
   });
+  const store = new MemoryStore(timeouts, events);
   const clock = new ManualClock();
   const coordinator = new BatchCoordinator({
     store,

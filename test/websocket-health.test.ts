@@ -129,9 +129,13 @@ describe('keep-alive pings', () => {
 describe('slow subscribers', () => {
   function standalone(maxQueuedEvents: number) {
     const clock = new ManualClock();
+    const events = new LocalEventBus();
     const coordinator = new BatchCoordinator({
-      store: new MemoryStore({ batchTimeout: 60_000, clientTimeout: 30_000, idleTimeout: 60_000 }),
-      events: new LocalEventBus(),
+      store: new MemoryStore(
+        { batchTimeout: 60_000, clientTimeout: 30_000, idleTimeout: 60_000 },
+        events,
+      ),
+      events,
       defaults: { segmentDuration: 6, batchSize: 20, threshold: 5 },
       clock,
       maxQueuedEvents,

@@ -55,8 +55,8 @@ if (process.env.BENCH_MARK_NEEDS === '1') {
   // As synchronous as the store it wraps: the embedded store's changes take no lock.
   store.updateClientPosition = (input, now) => {
     const mark = (change: Awaited<ReturnType<typeof update>>) => {
-      if (change.announcement !== null) {
-        const key = `${input.streamSessionId}:${change.announcement.batchNumber}`;
+      if (change.announced !== null) {
+        const key = `${input.streamSessionId}:${change.announced.batchNumber}`;
         marks.set(key, performance.timeOrigin + performance.now());
       }
       return change;
@@ -89,9 +89,9 @@ process.send?.({ type: 'ready', url, wsUrl: url.replace(/^http/, 'ws') });
 
 serveParent(
   {
-    stats: () => ({
-      sessions: app.memoryStore?.size ?? 0,
-      clients: app.memoryStore?.clientCount ?? 0,
+    stats: async () => ({
+      sessions: await app.store.countStreamSessions(),
+      clients: await app.store.countClients(),
       subscriptions: app.coordinator.subscriptionCount,
       rssBytes: process.memoryUsage().rss,
     }),

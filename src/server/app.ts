@@ -10,11 +10,7 @@ import { schema } from '../resolvers/index.js';
 import type { Context } from '../schema/builder.js';
 import type { Clock } from '../state/clock.js';
 import { BatchCoordinator } from '../state/coordinator.js';
-import { type EventBus, LocalEventBus } from '../state/events.js';
-import { MemoryStore } from '../state/memory-store.js';
-import { RedisEventBus } from '../state/redis/redis-event-bus.js';
-import { RedisStore } from '../state/redis/redis-store.js';
-import { loadSnapshot, saveSnapshot } from '../state/snapshot-file.js';
+import { createStore } from '../state/create-store.js';
 import type { StreamSessionStore } from '../state/store.js';
 import { DASHBOARD_PATH, serveDashboard } from './dashboard.js';
 import { contractCode, isExpectedError, maskError, useContractErrorCodes } from './errors.js';
@@ -41,8 +37,6 @@ export interface AppOptions {
 export interface App {
   readonly coordinator: BatchCoordinator;
   readonly store: StreamSessionStore;
-  /** The embedded store, with STORE=memory (null with Redis). */
-  readonly memoryStore: MemoryStore | null;
   readonly authenticator: Authenticator;
   /** What /metrics serves. */
   readonly metrics: Metrics;
@@ -74,28 +68,12 @@ export function buildApp({
   clock,
   logger = createLogger({ level: config.logLevel }),
 }: AppOptions): App {
-  const memoryStore = config.store === 'memory' ? new MemoryStore(config) : null;
-  const redisStore =
-    config.store === 'redis'
-      ? new RedisStore({
-          url: config.redisUrl,
-          keyPrefix: config.redisKeyPrefix,
-          timeouts: config,
-          sweepLease: Math.max(1_000, 5 * sweepInterval(config)),
-        })
-      : null;
-  const store: StreamSessionStore = (memoryStore ?? redisStore) as StreamSessionStore;
-  const onEventError = (error: unknown) => logger.error({ err: error }, 'event delivery failed');
-  const events: EventBus =
-    redisStore !== null
-      ? new RedisEventBus(
-          redisStore.redis,
-          config.redisKeyPrefix,
-          (id) => redisStore.getStreamSession(id),
-          onEventError,
-          () => redisStore.pendingNeeds(),
-        )
-      : new LocalEventBus(onEventError);
+  const backend = createStore(config, {
+    clock,
+    sweepLease: Math.max(1_000, 5 * sweepInterval(config)),
+    onEventError: (error) => logger.error({ err: error }, 'event delivery failed'),
+  });
+  const { store, events, persistence } = backend;
   // Gauges read these at each scrape, once everything below exists.
   const metrics = new Metrics({
     countStreamSessions: () => store.countStreamSessions(),
@@ -164,10 +142,7 @@ export function buildApp({
 
   let stopping = false;
   const dashboard = serveDashboard({ log: consoleLike(logger), cache: !config.development });
-  const metricsEndpoint = serveMetrics(metrics, {
-    authenticator,
-    metricsToken: config.metricsToken,
-  });
+  const metricsEndpoint = serveMetrics(metrics, authenticator);
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
@@ -243,44 +218,29 @@ export function buildApp({
     await closed;
     clearTimeout(cut);
     clearInterval(idle);
-    if (config.snapshotPath !== null && memoryStore !== null) {
-      await saveSnapshot(config.snapshotPath, memoryStore.snapshot((clock ?? Date).now()));
-      logger.info(
-        { streamSessions: memoryStore.size, path: config.snapshotPath },
-        `saved ${memoryStore.size} stream sessions to ${config.snapshotPath}`,
-      );
+    const saved = await persistence.save();
+    if (saved !== null) {
+      logger.info(saved, `saved ${saved.streamSessions} stream sessions to ${saved.path}`);
     }
-    await events.close();
-    await store.close();
+    await backend.close();
   }
 
   return {
     coordinator,
     store,
-    memoryStore,
     authenticator,
     metrics,
     generatedTokens: secrets.generated,
     async start(port = config.port, host = config.host) {
-      if (config.snapshotPath !== null && memoryStore !== null) {
-        const snapshot = await loadSnapshot(config.snapshotPath);
-        if (snapshot !== null) {
-          memoryStore.load(snapshot);
-          logger.info(
-            { streamSessions: memoryStore.size, path: config.snapshotPath },
-            `loaded ${memoryStore.size} stream sessions from ${config.snapshotPath}`,
-          );
-        }
+      const restored = await persistence.restore();
+      if (restored !== null) {
+        logger.info(
+          restored,
+          `loaded ${restored.streamSessions} stream sessions from ${restored.path}`,
+        );
       }
-      if (redisStore !== null) {
-        // Not ready is not fatal: the client keeps reconnecting and /readyz says 503 meanwhile.
-        await redisStore.connect();
-        // Bounded: with Redis away, start anyway (not ready) rather than hang.
-        await Promise.race([
-          (events as RedisEventBus).ready().catch(() => {}),
-          new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
-        ]);
-      }
+      // Not ready is not fatal: Redis keeps reconnecting and /readyz says 503 meanwhile.
+      await backend.open();
       const address = await new Promise<AddressInfo>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {

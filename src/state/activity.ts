@@ -1,4 +1,5 @@
 import type { BatchNeededReason, StreamSessionEndReason } from './model.js';
+import type { Change } from './store.js';
 
 /**
  * Something the coordinator did, told to its observer (logs and metrics)
@@ -78,3 +79,53 @@ export type Activity =
 
 /** Told of each Activity; must not throw (what it throws is reported as an error and dropped). */
 export type ActivityObserver = (activity: Activity) => void;
+
+/**
+ * Tells the observer (logs and metrics) what each change did. An observer
+ * that throws is reported to `onError`, never thrown into the change that
+ * caused it: the change has committed and stands.
+ */
+export class ActivityReporter {
+  constructor(
+    private readonly observer: ActivityObserver | null,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  /** False without an observer: callers skip building what nobody reads. */
+  get enabled(): boolean {
+    return this.observer !== null;
+  }
+
+  report(activity: Activity): void {
+    if (this.observer === null) return;
+    try {
+      this.observer(activity);
+    } catch (error) {
+      this.onError(error);
+    }
+  }
+
+  /**
+   * Tells what a change did (as `describe` says; nothing for a change made
+   * before, or one that found nothing to do), then the need it announced.
+   */
+  reportChange<T>(
+    streamSessionId: string,
+    { result, announced, repeated }: Change<T>,
+    describe?: (result: T) => Activity | false,
+  ): void {
+    if (this.observer === null) return;
+    const activity = describe !== undefined && repeated !== true && describe(result);
+    if (activity) this.report(activity);
+    if (announced === null) return;
+    this.report({
+      type: 'batchNeeded',
+      streamSessionId,
+      reason: announced.reason,
+      batchNumber: announced.batchNumber,
+      startSegment: announced.startSegment,
+      endSegment: announced.endSegment,
+      furthestSegment: announced.furthestSegment,
+    });
+  }
+}

@@ -1,13 +1,16 @@
 import { ConflictError, streamSessionNotFound } from './errors.js';
-import type {
-  BatchNeededEvent,
-  BatchState,
-  ClientPosition,
-  Instant,
-  SetCurrentBatchInput,
-  StreamSessionSettings,
-  StreamSessionView,
-  UpdateClientPositionInput,
+import type { EventBus } from './events.js';
+import {
+  type BatchNeed,
+  type BatchNeededEvent,
+  type BatchState,
+  type ClientPosition,
+  type Instant,
+  type SetCurrentBatchInput,
+  StreamSessionEndReason,
+  type StreamSessionSettings,
+  type StreamSessionView,
+  type UpdateClientPositionInput,
 } from './model.js';
 import type { Change, DueWork, MaybePromise, StreamSessionStore, Timeouts } from './store.js';
 import {
@@ -32,7 +35,8 @@ export interface MemoryStoreSnapshot {
 
 /**
  * The embedded store: every stream session in this process's memory. Its
- * methods run synchronously to completion, so each change is atomic.
+ * changes run synchronously to completion and publish their events on the
+ * bus before they return, so each change and its events are one atomic step.
  *
  * Deadlines cost nothing until they pass: clients, claims and empty
  * sessions each sit in an insertion-ordered index that a change moves to
@@ -41,9 +45,6 @@ export interface MemoryStoreSnapshot {
  * order is deadline order).
  */
 export class MemoryStore implements StreamSessionStore {
-  readonly publishesEvents = false;
-  // Every change returns its result itself (a subclass may say otherwise, as tests of a remote store's timing do).
-  readonly synchronousChanges: boolean = true;
   // A Map iterates in insertion order: oldest first, as the contract lists them.
   private readonly sessions = new Map<string, StreamSession>();
   /** Every client, least recently updated first. */
@@ -53,7 +54,10 @@ export class MemoryStore implements StreamSessionStore {
   /** Sessions without clients, and since when. */
   private readonly idleSince = new Map<StreamSession, Instant>();
 
-  constructor(private readonly timeouts: Timeouts) {}
+  constructor(
+    private readonly timeouts: Timeouts,
+    private readonly events: EventBus,
+  ) {}
 
   /** Replaces everything with what a snapshot saved (before serving). */
   load(snapshot: MemoryStoreSnapshot): void {
@@ -109,17 +113,22 @@ export class MemoryStore implements StreamSessionStore {
     const session = new StreamSession(settings, now);
     this.sessions.set(settings.id, session);
     this.idleSince.set(session, now);
-    return { result: session.view(), announcement: announcement(session) };
+    return this.changed(session, session.view());
   }
 
-  endStreamSession(id: string, _now?: Instant): MaybePromise<boolean> {
+  endStreamSession(id: string, now: Instant): MaybePromise<Change<boolean>> {
+    return this.end(id, StreamSessionEndReason.ENDED, now);
+  }
+
+  private end(id: string, reason: StreamSessionEndReason, now: Instant): Change<boolean> {
     const session = this.sessions.get(id);
-    if (session === undefined) return false;
+    if (session === undefined) return NOTHING_DONE;
     this.sessions.delete(id);
     for (const slot of session.clientSlots()) this.clientsByAge.delete(slot);
     this.claimDeadlines.delete(session);
     this.idleSince.delete(session);
-    return true;
+    this.events.publish({ type: 'streamSessionEnded', event: { id, reason, endedAt: now } });
+    return DONE;
   }
 
   updateClientPosition(
@@ -137,7 +146,7 @@ export class MemoryStore implements StreamSessionStore {
     this.clientsByAge.delete(slot);
     this.clientsByAge.add(slot);
     if (session.clientCount === 1) this.idleSince.delete(session);
-    return { result: toPosition(slot), announcement: announcement(session) };
+    return this.changed(session, toPosition(slot));
   }
 
   removeClient(
@@ -147,10 +156,10 @@ export class MemoryStore implements StreamSessionStore {
   ): MaybePromise<Change<boolean>> {
     const session = this.require(streamSessionId);
     const slot = session.removeClient(sessionId, now);
-    if (slot === undefined) return { result: false, announcement: null };
+    if (slot === undefined) return NOTHING_DONE;
     this.clientsByAge.delete(slot);
     if (session.clientCount === 0) this.idleSince.set(session, now);
-    return { result: true, announcement: announcement(session) };
+    return this.changed(session, true);
   }
 
   setCurrentBatch(input: SetCurrentBatchInput, now: Instant): MaybePromise<Change<BatchState>> {
@@ -158,7 +167,7 @@ export class MemoryStore implements StreamSessionStore {
     const result = session.setCurrentBatch(input, now);
     this.claimDeadlines.delete(session);
     this.claimDeadlines.set(session, now + this.timeouts.batchTimeout);
-    return { result, announcement: announcement(session) };
+    return this.changed(session, result);
   }
 
   completeBatch(
@@ -169,9 +178,10 @@ export class MemoryStore implements StreamSessionStore {
     const session = this.require(streamSessionId);
     const before = session.currentBatch;
     const result = session.completeBatch(batchNumber, now);
-    this.claimDeadlines.delete(session);
     // A complete batch is returned as it was: the same object.
-    return { result, announcement: announcement(session), repeated: result === before };
+    if (result === before) return { result, announced: null, repeated: true };
+    this.claimDeadlines.delete(session);
+    return this.changed(session, result);
   }
 
   async getStreamSession(id: string): Promise<StreamSessionView | null> {
@@ -236,7 +246,7 @@ export class MemoryStore implements StreamSessionStore {
   ): MaybePromise<Change<boolean>> {
     const slot = this.sessions.get(streamSessionId)?.getClient(sessionId);
     if (slot === undefined || slot.lastUpdated + this.timeouts.clientTimeout > now) {
-      return { result: false, announcement: null };
+      return NOTHING_DONE;
     }
     return this.removeClient(streamSessionId, sessionId, now);
   }
@@ -255,19 +265,19 @@ export class MemoryStore implements StreamSessionStore {
       session.currentBatch?.batchNumber !== batchNumber ||
       !session.markStalled(now)
     ) {
-      return { result: false, announcement: null };
+      return NOTHING_DONE;
     }
     // Stalled again if nobody re-claims it within another timeout.
     this.claimDeadlines.delete(session);
     this.claimDeadlines.set(session, now + this.timeouts.batchTimeout);
-    return { result: true, announcement: announcement(session) };
+    return this.changed(session, true);
   }
 
-  endIdleSession(streamSessionId: string, now: Instant): MaybePromise<boolean> {
+  endIdleSession(streamSessionId: string, now: Instant): MaybePromise<Change<boolean>> {
     const session = this.sessions.get(streamSessionId);
     const since = session && this.idleSince.get(session);
-    if (since === undefined || since + this.timeouts.idleTimeout > now) return false;
-    return this.endStreamSession(streamSessionId, now);
+    if (since === undefined || since + this.timeouts.idleTimeout > now) return NOTHING_DONE;
+    return this.end(streamSessionId, StreamSessionEndReason.IDLE, now);
   }
 
   async countClients(): Promise<number> {
@@ -294,6 +304,27 @@ export class MemoryStore implements StreamSessionStore {
     return this.clientsByAge.size;
   }
 
+  /**
+   * After a change to a session: publishes the need it now announces (once
+   * per need), then that the session changed (just its id: this runs on
+   * every position update, so no view is built for it).
+   */
+  private changed<T>(session: StreamSession, result: T): Change<T> {
+    const announced = session.announceNeed();
+    let need: BatchNeed | null = null;
+    if (announced !== null) {
+      need = announced.need;
+      const event: BatchNeededEvent = {
+        ...need,
+        streamSession: session.view(),
+        sequence: announced.sequence,
+      };
+      this.events.publish({ type: 'batchNeeded', event });
+    }
+    this.events.publish({ type: 'streamSessionChanged', event: { id: session.id } });
+    return { result, announced: need };
+  }
+
   private require(id: string): StreamSession {
     const session = this.sessions.get(id);
     if (session === undefined) throw streamSessionNotFound(id);
@@ -301,8 +332,7 @@ export class MemoryStore implements StreamSessionStore {
   }
 }
 
-function announcement(session: StreamSession): BatchNeededEvent | null {
-  const announced = session.announceNeed();
-  if (announced === null) return null;
-  return { ...announced.need, streamSession: session.view(), sequence: announced.sequence };
-}
+/** A change that found nothing to do (no such client, not due): nothing to publish. */
+const NOTHING_DONE: Change<boolean> = Object.freeze({ result: false, announced: null });
+/** A change done that announces no need (an ending). */
+const DONE: Change<boolean> = Object.freeze({ result: true, announced: null });

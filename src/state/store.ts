@@ -12,18 +12,15 @@ import type {
 
 /**
  * What a change did, and the need it made the session announce (if any).
- * The store decides the announcement in the same atomic step as the change,
- * so that a need is announced once however many instances share the store.
+ * The store decides the need and publishes every event the change causes
+ * (batchNeeded, streamSessionChanged, streamSessionEnded) on its event bus
+ * in the same atomic step as the change, so that a need is announced once
+ * however many instances share the store, and no change loses its event.
  */
 export interface Change<T> {
   readonly result: T;
-  readonly announcement: BatchNeededEvent | null;
-  /**
-   * The need a store that publishes its own events announced (its
-   * `announcement` is then null), so that the coordinator can tell its
-   * observer of it all the same. Unset by stores that return `announcement`.
-   */
-  readonly announced?: BatchNeed | null;
+  /** The need this change announced (already published), or null. */
+  readonly announced: BatchNeed | null;
   /** True when the change had already been made (completing a complete batch again). */
   readonly repeated?: boolean;
 }
@@ -52,39 +49,25 @@ export type DueWork =
   | { readonly kind: 'sessionIdle'; readonly streamSessionId: string };
 
 /**
- * Where stream sessions live. Reads are async so that a store on another
- * machine (Redis) fits behind it; changes may be async too, and each change
- * is atomic on its own. Callers serialise changes to one stream session (the
- * coordinator's mutex), and a store must still be correct when other
- * processes change it too. A store whose changes all finish before they
- * return (the embedded one) says so with `synchronousChanges` and returns
- * plain values: nothing can run between such a change and the publishing of
- * its events, so the coordinator needs no lock for it.
+ * Where stream sessions live. Each change is atomic on its own, decides the
+ * need it causes, and publishes its events on the store's event bus (the
+ * one createStore pairs it with) before anything else can change that
+ * session: the embedded store by running to completion in one turn of the
+ * event loop (it returns plain values), a remote one (Redis) inside one
+ * script. So callers need no lock of their own, and a store stays correct
+ * while other processes change it too.
  *
  * Errors: NotFoundError for an unknown stream session, ConflictError for a
  * change the session's state refuses; nothing changes when either is thrown.
  */
 export interface StreamSessionStore {
-  /**
-   * True when the store publishes the events its changes cause itself, in
-   * the same atomic step (Redis: PUBLISH inside the script), so that no
-   * announcement is lost between a change and its event; the coordinator
-   * then publishes none, and the announcements it gets back are null.
-   */
-  readonly publishesEvents: boolean;
-  /**
-   * True when every change method returns its Change itself (or throws),
-   * never a promise: the change, its decision and its events then happen in
-   * one turn of the event loop.
-   */
-  readonly synchronousChanges: boolean;
   /** ConflictError when the id is taken. */
   createStreamSession(
     settings: StreamSessionSettings,
     now: Instant,
   ): MaybePromise<Change<StreamSessionView>>;
-  /** True when the session existed; its clients and batch go with it. */
-  endStreamSession(id: string, now: Instant): MaybePromise<boolean>;
+  /** True when the session existed; its clients and batch go with it (streamSessionEnded, ENDED). */
+  endStreamSession(id: string, now: Instant): MaybePromise<Change<boolean>>;
   updateClientPosition(
     input: UpdateClientPositionInput,
     now: Instant,
@@ -126,8 +109,8 @@ export interface StreamSessionStore {
     batchNumber: number,
     now: Instant,
   ): MaybePromise<Change<boolean>>;
-  /** Ends the session if it is still without clients past the idle timeout. */
-  endIdleSession(streamSessionId: string, now: Instant): MaybePromise<boolean>;
+  /** Ends the session if it is still without clients past the idle timeout (IDLE). */
+  endIdleSession(streamSessionId: string, now: Instant): MaybePromise<Change<boolean>>;
 
   /** How many clients all sessions hold (metrics; tests check the indexes agree). */
   countClients(): Promise<number>;

@@ -16,6 +16,7 @@ import type {
 } from '../model.js';
 import type { Change, DueWork, StreamSessionStore, Timeouts } from '../store.js';
 import { SCRIPTS } from './lua.js';
+import { RedisEventBus } from './redis-event-bus.js';
 
 /** The store could not be reached: the change may be retried. */
 export class StoreUnavailableError extends Error {
@@ -27,6 +28,11 @@ export class StoreUnavailableError extends Error {
 
 export interface RedisStoreOptions {
   readonly url: string;
+  /**
+   * The client to use instead of one made from `url` (its options should be
+   * those below: no offline queue, no retries per request).
+   */
+  readonly client?: Redis;
   /** Every key starts with it, so deployments and test runs can share one Redis. */
   readonly keyPrefix: string;
   readonly timeouts: Timeouts;
@@ -34,6 +40,8 @@ export interface RedisStoreOptions {
   readonly commandTimeout?: number;
   /** Milliseconds the sweeper lease lasts without renewal (a few sweep intervals). */
   readonly sweepLease?: number;
+  /** Told when an event cannot be delivered (the bus goes on with the next). */
+  readonly onEventError?: (error: unknown) => void;
 }
 
 // How often a store marked down asks Redis whether it is back.
@@ -54,13 +62,14 @@ interface LuaReply<T> {
  * All state in Redis, for several instances behind one load balancer. Each
  * change is one Lua script: one round trip, atomic, with the batch-need
  * decision and its dedupe inside, so a need is announced once across the
- * cluster. Reads of a whole session are one MULTI.
+ * cluster; the script also publishes the events the change causes, and
+ * `events` delivers them to this instance's listeners. Reads of a whole
+ * session are one MULTI.
  */
 export class RedisStore implements StreamSessionStore {
-  /** Its scripts publish batchNeeded and streamSessionEnded themselves (see lua.ts). */
-  readonly publishesEvents = true;
-  readonly synchronousChanges = false;
-  readonly redis: Scripted;
+  /** Delivers what the scripts publish (any instance's changes) to this instance. */
+  readonly events: RedisEventBus;
+  private readonly redis: Scripted;
   private readonly prefix: string;
   private readonly timeouts: Timeouts;
   private readonly instance = randomUUID();
@@ -73,26 +82,42 @@ export class RedisStore implements StreamSessionStore {
     this.prefix = options.keyPrefix;
     this.timeouts = options.timeouts;
     this.sweepLease = options.sweepLease ?? 5_000;
-    this.redis = new Redis(options.url, {
-      // Fail fast while Redis is away instead of queueing (and hanging) requests.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: options.commandTimeout ?? 2_000,
-      connectTimeout: 2_000,
-      // Reconnect forever, backing off to one attempt a second.
-      retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
-      lazyConnect: true,
-    }) as Scripted;
+    this.redis = (options.client ??
+      new Redis(options.url, {
+        // Fail fast while Redis is away instead of queueing (and hanging) requests.
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        commandTimeout: options.commandTimeout ?? 2_000,
+        connectTimeout: 2_000,
+        // Reconnect forever, backing off to one attempt a second.
+        retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
+        lazyConnect: true,
+      })) as Scripted;
     for (const [name, lua] of Object.entries(SCRIPTS)) {
       this.redis.defineCommand(name, { numberOfKeys: 0, lua });
     }
     // Errors surface through the commands that fail; this only keeps them off stderr.
     this.redis.on('error', () => {});
+    this.events = new RedisEventBus(
+      this.redis,
+      this.prefix,
+      (id) => this.getStreamSession(id),
+      options.onEventError,
+      () => this.pendingNeeds(),
+    );
   }
 
-  /** Connects (the first connection may fail: the client keeps retrying). */
-  async connect(): Promise<void> {
-    await this.redis.connect().catch(() => {});
+  /**
+   * Connects and subscribes to the events (the first connection may fail:
+   * the client keeps retrying, and the store says it is not ready meanwhile).
+   * Waits at most `within` milliseconds for the subscription.
+   */
+  async connect(within = 2_000): Promise<void> {
+    if (this.redis.status === 'wait') await this.redis.connect().catch(() => {});
+    await Promise.race([
+      this.events.ready().catch(() => {}),
+      new Promise((resolve) => setTimeout(resolve, within).unref()),
+    ]);
   }
 
   async createStreamSession(
@@ -120,11 +145,11 @@ export class RedisStore implements StreamSessionStore {
       createdAt: now,
       updatedAt: now,
     };
-    return { result: view, announcement: null, announced: announced(reply) };
+    return { result: view, announced: announced(reply) };
   }
 
-  async endStreamSession(id: string, now: Instant): Promise<boolean> {
-    return (await this.call('hbcEnd', id, now)) === 1;
+  async endStreamSession(id: string, now: Instant): Promise<Change<boolean>> {
+    return { result: (await this.call('hbcEnd', id, now)) === 1, announced: null };
   }
 
   async updateClientPosition(
@@ -142,7 +167,6 @@ export class RedisStore implements StreamSessionStore {
     );
     return {
       result: { sessionId, segmentNumber, quality, lastUpdated: now },
-      announcement: null,
       announced: announced(reply),
     };
   }
@@ -155,7 +179,6 @@ export class RedisStore implements StreamSessionStore {
     const reply = await this.run<boolean>('hbcRemove', streamSessionId, sessionId, now);
     return {
       result: reply.result,
-      announcement: null,
       announced: announced(reply),
     };
   }
@@ -174,7 +197,6 @@ export class RedisStore implements StreamSessionStore {
     );
     return {
       result: batch(reply.result),
-      announcement: null,
       announced: announced(reply),
     };
   }
@@ -187,7 +209,6 @@ export class RedisStore implements StreamSessionStore {
     const reply = await this.run<BatchState>('hbcComplete', streamSessionId, batchNumber, now);
     return {
       result: batch(reply.result),
-      announcement: null,
       announced: announced(reply),
       repeated: reply.repeated === true,
     };
@@ -263,7 +284,6 @@ export class RedisStore implements StreamSessionStore {
     );
     return {
       result: reply.result,
-      announcement: null,
       announced: announced(reply),
     };
   }
@@ -282,13 +302,13 @@ export class RedisStore implements StreamSessionStore {
     );
     return {
       result: reply.result,
-      announcement: null,
       announced: announced(reply),
     };
   }
 
-  async endIdleSession(streamSessionId: string, now: Instant): Promise<boolean> {
-    return (await this.call('hbcEndIdle', streamSessionId, now, this.timeouts.idleTimeout)) === 1;
+  async endIdleSession(streamSessionId: string, now: Instant): Promise<Change<boolean>> {
+    const reply = await this.call('hbcEndIdle', streamSessionId, now, this.timeouts.idleTimeout);
+    return { result: reply === 1, announced: null };
   }
 
   async countClients(): Promise<number> {
@@ -305,6 +325,7 @@ export class RedisStore implements StreamSessionStore {
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.events.close();
     this.redis.disconnect();
   }
 

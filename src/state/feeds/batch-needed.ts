@@ -1,0 +1,58 @@
+import type { ActivityReporter } from '../activity.js';
+import type { Clock } from '../clock.js';
+import type { BatchNeededEvent } from '../model.js';
+import type { StreamSessionStore } from '../store.js';
+import { type FeedOptions, subscribeToEvents } from './subscriptions.js';
+
+export interface BatchNeededFeedOptions extends FeedOptions {
+  /** Where the needs pending now are read, for a new subscriber. */
+  readonly store: StreamSessionStore;
+  /** Told of each live need handed over (for the delivery latency). */
+  readonly activity: ActivityReporter;
+  readonly clock: Clock;
+}
+
+/**
+ * Every need pending now (of all sessions, or the one named), then each
+ * need as it is announced. Live events that arrive while the pending ones
+ * are read are held back and dropped when the replay already had them (a
+ * need's sequence only grows within its session), so nothing is missed and
+ * nothing is repeated.
+ */
+export function batchNeededFeed(
+  options: BatchNeededFeedOptions,
+  streamSessionId?: string | null,
+): AsyncIterableIterator<BatchNeededEvent> {
+  const { store, activity, clock } = options;
+  // The latest sequence replayed per session: a live event at or below it is a repeat.
+  const replayed = new Map<string, number>();
+  return subscribeToEvents<BatchNeededEvent>(options, {
+    select: (message) =>
+      message.type === 'batchNeeded' &&
+      (streamSessionId == null || message.event.streamSession.id === streamSessionId)
+        ? message.event
+        : undefined,
+    replayFirst: async (replay) => {
+      const pending = await store.pendingNeeds(streamSessionId ?? undefined);
+      for (const event of pending) replayed.set(event.streamSession.id, event.sequence);
+      for (const event of pending) await replay(event);
+    },
+    isFresh: (event) => {
+      const seen = replayed.get(event.streamSession.id);
+      if (seen === undefined) return true;
+      if (event.sequence <= seen) return false;
+      replayed.delete(event.streamSession.id);
+      return true;
+    },
+    onDelivered: activity.enabled
+      ? (event) =>
+          activity.report({
+            type: 'batchNeededDelivered',
+            streamSessionId: event.streamSession.id,
+            batchNumber: event.batchNumber,
+            reason: event.reason,
+            latencyMs: clock.now() - event.streamSession.updatedAt,
+          })
+      : undefined,
+  });
+}
