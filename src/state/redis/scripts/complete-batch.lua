@@ -1,0 +1,29 @@
+-- Marks the current batch complete and clears its stall deadline; completing
+-- it again changes nothing.
+-- ARGV: prefix, streamSessionId, batchNumber, now
+-- Replies: { result = batch, announcement = need or false, repeated = true
+--          when it was already complete } as JSON; NOT_FOUND for an unknown
+--          stream session; CONFLICT without a batch or for another batch.
+-- Mirrors: MemoryStore.completeBatch (StreamSession.completeBatch, then
+--          StreamSession.announceNeed).
+
+local id, n, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local s = load(id)
+if not s then return notFound(id) end
+local b = s.b
+if not b then
+  return fail('CONFLICT', "Stream session '" .. id .. "' has no batch; batch " .. n ..
+    ' cannot be completed.')
+end
+if b.batchNumber ~= n then
+  return fail('CONFLICT', 'Batch ' .. n .. " is not the current batch of stream session '" ..
+    id .. "' (batch " .. b.batchNumber .. ' is).')
+end
+if b.isComplete then return cjson.encode({ result = b, announcement = false, repeated = true }) end
+b.generationEnded = now
+b.isComplete = true
+s.st = 0
+redis.call('HSET', skey(id), 'b', cjson.encode(b), 'st', 0, 'ua', now)
+redis.call('ZREM', P .. 'dl:b', id)
+changed(id)
+return reply(b, announce(s))
