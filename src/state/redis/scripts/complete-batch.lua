@@ -10,7 +10,7 @@
 local id, n, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local s = load(id)
 if not s then return notFound(id) end
-local b = s.b
+local b = s.currentBatch
 if not b then
   return fail('CONFLICT', "Stream session '" .. id .. "' has no batch; batch " .. n ..
     ' cannot be completed.')
@@ -22,8 +22,8 @@ end
 if b.isComplete then return cjson.encode({ result = b, announcement = false, repeated = true }) end
 b.generationEnded = now
 b.isComplete = true
-s.st = 0
-redis.call('HSET', skey(id), 'b', cjson.encode(b), 'st', 0, 'ua', now)
+s.stalls = 0
+redis.call('HSET', skey(id), 'currentBatch', cjson.encode(b), 'stalls', 0, 'updatedAt', now)
 redis.call('ZREM', P .. 'dl:b', id)
 changed(id)
 return reply(b, announce(s))

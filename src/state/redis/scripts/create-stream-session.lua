@@ -13,8 +13,10 @@ if redis.call('EXISTS', skey(id)) == 1 then
   return fail('CONFLICT', "Stream session '" .. id .. "' already exists.")
 end
 local ord = redis.call('INCR', P .. 'seq')
-redis.call('HSET', skey(id), 'vsp', ARGV[3], 'sd', ARGV[4], 'bs', ARGV[5], 'th', ARGV[6],
-  'ss', ARGV[7], 'ca', now, 'ua', now, 'st', 0, 'ser', 0, 'n', 0, 'ord', ord)
+redis.call('HSET', skey(id), 'videoSourcePath', ARGV[3], 'segmentDuration', ARGV[4],
+  'batchSize', ARGV[5], 'threshold', ARGV[6], 'startSegment', ARGV[7],
+  'createdAt', now, 'updatedAt', now, 'stalls', 0, 'stallSerial', 0, 'announcements', 0,
+  'order', ord)
 redis.call('ZADD', P .. 'sessions', ord, id)
 redis.call('ZADD', P .. 'dl:i', now, id)
 changed(id)

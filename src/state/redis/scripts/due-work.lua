@@ -17,7 +17,7 @@ if not redis.call('SET', lease, ARGV[6], 'NX', 'PX', ARGV[7]) then
 end
 local due = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'dl:b', '-inf', now, 'LIMIT', 0, limit)) do
-  local b = redis.call('HGET', skey(id), 'b')
+  local b = redis.call('HGET', skey(id), 'currentBatch')
   local n = b and cjson.decode(b).batchNumber or 0
   table.insert(due, { kind = 'batchStalled', streamSessionId = id, batchNumber = n })
 end

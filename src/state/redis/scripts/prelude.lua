@@ -3,15 +3,33 @@
 -- so one round trip and one atomic step, whichever instance runs it; the
 -- shared test suite holds this and the memory store to the same behaviour.
 --
+-- The one legend of the keys and fields; RedisStore's view() in
+-- redis-store.ts reads them too.
+--
 -- Keys (all under the prefix, ARGV[1]; not for Redis Cluster, which would
 -- need every key of a script in one slot):
---   s:<id>  hash   settings, batch (JSON), stalls, serial, announced (JSON), counts
---   c:<id>  hash   client sessionId -> "segment|quality|lastUpdated"
---   z:<id>  zset   client sessionId scored by segment (furthest, slowest)
---   q:<id>  hash   quality -> number of clients playing it
---   sessions zset  id scored by creation order; seq: the order counter
---   dl:c / dl:b / dl:i  zsets of deadlines: clients by last report,
---                  claimed batches by stall time, empty sessions by since-when
+--   s:<id>    hash    the stream session, fields below
+--   c:<id>    hash    client sessionId -> "segmentNumber|quality|lastUpdated"
+--   z:<id>    zset    client sessionId scored by segment (furthest, slowest)
+--   q:<id>    hash    quality -> number of clients playing it
+--   sessions  zset    stream session id scored by creation order
+--   seq       string  the creation order counter
+--   events    channel what the scripts publish (RedisEventBus reads it)
+--   sweeper   string  the id of the instance that sweeps, with a lease (PX)
+--   dl:c      zset    "<id>\n<sessionId>" scored by the client's last report
+--   dl:b      zset    id scored by when its claimed batch stalls
+--   dl:i      zset    id of a session without clients, scored by since when
+--
+-- Fields of s:<id> (StreamSessionState in stream-session.ts):
+--   videoSourcePath, segmentDuration, batchSize, threshold, startSegment
+--                   the settings, as created
+--   createdAt, updatedAt   epoch milliseconds
+--   currentBatch    JSON BatchState; absent before the first claim
+--   stalls          stalls of the current batch since it was claimed
+--   stallSerial     stalls in all, never reset: tells each stall's need apart
+--   announced       JSON AnnouncedNeed, the need last announced; absent before
+--   announcements   how many needs were announced: the latest one's sequence
+--   order           the session's creation order (its score in sessions)
 
 local P = ARGV[1]
 local function skey(id) return P .. 's:' .. id end
@@ -32,10 +50,15 @@ local function load(id)
   if #h == 0 then return nil end
   local s = { id = id }
   for i = 1, #h, 2 do s[h[i]] = h[i + 1] end
-  s.sd = tonumber(s.sd); s.bs = tonumber(s.bs); s.th = tonumber(s.th); s.ss = tonumber(s.ss)
-  s.st = tonumber(s.st); s.ser = tonumber(s.ser); s.n = tonumber(s.n)
-  if s.b then s.b = cjson.decode(s.b) end
-  if s.an then s.an = cjson.decode(s.an) end
+  s.segmentDuration = tonumber(s.segmentDuration)
+  s.batchSize = tonumber(s.batchSize)
+  s.threshold = tonumber(s.threshold)
+  s.startSegment = tonumber(s.startSegment)
+  s.stalls = tonumber(s.stalls)
+  s.stallSerial = tonumber(s.stallSerial)
+  s.announcements = tonumber(s.announcements)
+  if s.currentBatch then s.currentBatch = cjson.decode(s.currentBatch) end
+  if s.announced then s.announced = cjson.decode(s.announced) end
   return s
 end
 
@@ -58,21 +81,21 @@ end
 -- Which batch, if any, the session needs now: decideBatchNeed in batch-need.ts.
 local function decide(s)
   local f = furthest(s.id)
-  local b = s.b
+  local b = s.currentBatch
   local function need(reason, n, start)
     return { reason = reason, batchNumber = n, startSegment = start,
-      endSegment = start + s.bs - 1, videoSourcePath = s.vsp,
-      videoStartOffset = start * s.sd, furthestSegment = f }
+      endSegment = start + s.batchSize - 1, videoSourcePath = s.videoSourcePath,
+      videoStartOffset = start * s.segmentDuration, furthestSegment = f }
   end
-  if not b then return need('FIRST_BATCH', 0, s.ss) end
+  if not b then return need('FIRST_BATCH', 0, s.startSegment) end
   if not b.isComplete then
-    if s.st == 0 then return nil end
+    if s.stalls == 0 then return nil end
     local x = need('STALLED', b.batchNumber, b.startSegment)
     x.endSegment = b.endSegment
     x.videoStartOffset = b.videoStartOffset
     return x
   end
-  if f == nil or b.endSegment - f > s.th then return nil end
+  if f == nil or b.endSegment - f > s.threshold then return nil end
   if f > b.endSegment then return need('SEEK_AHEAD', b.batchNumber + 1, f) end
   return need('APPROACHING_END', b.batchNumber + 1, b.endSegment + 1)
 end
@@ -90,15 +113,15 @@ end
 -- and publishes it: StreamSession.announceNeed, and Coordinator.announce for
 -- the event.
 local function announce(s)
-  if s.b and not s.b.isComplete and s.st == 0 then return false end
+  if s.currentBatch and not s.currentBatch.isComplete and s.stalls == 0 then return false end
   local nd = decide(s)
-  if not nd or not isNew(s.an, nd, s.ser) then return false end
-  s.n = s.n + 1
-  redis.call('HSET', skey(s.id), 'n', s.n, 'an', cjson.encode({ reason = nd.reason,
-    batchNumber = nd.batchNumber, startSegment = nd.startSegment,
-    endSegment = nd.endSegment, stalls = s.ser }))
+  if not nd or not isNew(s.announced, nd, s.stallSerial) then return false end
+  s.announcements = s.announcements + 1
+  redis.call('HSET', skey(s.id), 'announcements', s.announcements,
+    'announced', cjson.encode({ reason = nd.reason, batchNumber = nd.batchNumber,
+      startSegment = nd.startSegment, endSegment = nd.endSegment, stalls = s.stallSerial }))
   nd.qualities = qualities(s.id)
-  nd.sequence = s.n
+  nd.sequence = s.announcements
   -- Published in the same atomic step as the change: no instance can make the
   -- change and lose the event (the bus adds the session view on delivery).
   redis.call('PUBLISH', P .. 'events',
@@ -124,15 +147,17 @@ end
 local function pending(s)
   local nd = decide(s)
   if not nd then return false end
-  local an = s.an
-  if an and not isNew(an, nd, s.ser) then
-    if nd.startSegment ~= an.startSegment then nd.videoStartOffset = an.startSegment * s.sd end
+  local an = s.announced
+  if an and not isNew(an, nd, s.stallSerial) then
+    if nd.startSegment ~= an.startSegment then
+      nd.videoStartOffset = an.startSegment * s.segmentDuration
+    end
     nd.reason = an.reason
     nd.startSegment = an.startSegment
     nd.endSegment = an.endSegment
   end
   nd.qualities = qualities(s.id)
-  nd.sequence = s.n
+  nd.sequence = s.announcements
   nd.streamSessionId = s.id
   return nd
 end
@@ -147,7 +172,7 @@ local function removeClient(s, sid, now)
   redis.call('HDEL', ckey(s.id), sid)
   redis.call('ZREM', zkey(s.id), sid)
   redis.call('ZREM', P .. 'dl:c', s.id .. '\n' .. sid)
-  redis.call('HSET', skey(s.id), 'ua', now)
+  redis.call('HSET', skey(s.id), 'updatedAt', now)
   if redis.call('HLEN', ckey(s.id)) == 0 then redis.call('ZADD', P .. 'dl:i', now, s.id) end
   return true
 end

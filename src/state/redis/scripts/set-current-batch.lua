@@ -11,11 +11,11 @@
 local id, n, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[8])
 local s = load(id)
 if not s then return notFound(id) end
-local b = s.b
+local b = s.currentBatch
 local expected = nil
 if not b then expected = 0
 elseif b.isComplete then expected = b.batchNumber + 1
-elseif s.st > 0 then expected = b.batchNumber end
+elseif s.stalls > 0 then expected = b.batchNumber end
 if expected == nil then
   return fail('CONFLICT', 'Batch ' .. b.batchNumber .. " of stream session '" .. id ..
     "' is still being generated; batch " .. n .. ' cannot be claimed.')
@@ -24,11 +24,13 @@ if n ~= expected then
   return fail('CONFLICT', "Stream session '" .. id .. "' expects batch " .. expected ..
     ' next, not batch ' .. n .. '.')
 end
-s.b = { batchNumber = n, startSegment = tonumber(ARGV[4]), endSegment = tonumber(ARGV[5]),
-  videoSourcePath = ARGV[6], videoStartOffset = tonumber(ARGV[7]), generationStarted = now,
-  generationEnded = cjson.null, isComplete = false }
-s.st = 0
-redis.call('HSET', skey(id), 'b', cjson.encode(s.b), 'st', 0, 'ua', now)
+s.currentBatch = { batchNumber = n, startSegment = tonumber(ARGV[4]),
+  endSegment = tonumber(ARGV[5]), videoSourcePath = ARGV[6],
+  videoStartOffset = tonumber(ARGV[7]), generationStarted = now, generationEnded = cjson.null,
+  isComplete = false }
+s.stalls = 0
+redis.call('HSET', skey(id), 'currentBatch', cjson.encode(s.currentBatch), 'stalls', 0,
+  'updatedAt', now)
 redis.call('ZADD', P .. 'dl:b', now + tonumber(ARGV[9]), id)
 changed(id)
-return reply(s.b, announce(s))
+return reply(s.currentBatch, announce(s))

@@ -13,12 +13,13 @@ if not s or not deadline then
   redis.call('ZREM', P .. 'dl:b', id)
   return reply(false, false)
 end
-if deadline > now or not s.b or s.b.isComplete or s.b.batchNumber ~= n then
+local b = s.currentBatch
+if deadline > now or not b or b.isComplete or b.batchNumber ~= n then
   return reply(false, false)
 end
-s.st = s.st + 1
-s.ser = s.ser + 1
-redis.call('HSET', skey(id), 'st', s.st, 'ser', s.ser, 'ua', now)
+s.stalls = s.stalls + 1
+s.stallSerial = s.stallSerial + 1
+redis.call('HSET', skey(id), 'stalls', s.stalls, 'stallSerial', s.stallSerial, 'updatedAt', now)
 redis.call('ZADD', P .. 'dl:b', now + tonumber(ARGV[5]), id)
 changed(id)
 return reply(true, announce(s))

@@ -24,6 +24,6 @@ end
 redis.call('HSET', ckey(id), sid, seg .. '|' .. q .. '|' .. now)
 redis.call('ZADD', zkey(id), seg, sid)
 redis.call('ZADD', P .. 'dl:c', now, id .. '\n' .. sid)
-redis.call('HSET', skey(id), 'ua', now)
+redis.call('HSET', skey(id), 'updatedAt', now)
 changed(id)
 return reply(true, announce(s))
