@@ -1,4 +1,5 @@
 import { ConflictError, streamSessionNotFound } from './errors.js';
+import { message } from './messages.js';
 import type {
   BatchNeededEvent,
   BatchState,
@@ -104,7 +105,7 @@ export class MemoryStore implements StreamSessionStore {
     now: Instant,
   ): MaybePromise<Change<StreamSessionView>> {
     if (this.sessions.has(settings.id)) {
-      throw new ConflictError(`Stream session '${settings.id}' already exists.`);
+      throw new ConflictError(message('streamSessionExists', { id: settings.id }));
     }
     const session = new StreamSession(settings, now);
     this.sessions.set(settings.id, session);
