@@ -12,12 +12,10 @@ local s = load(id)
 if not s then return notFound(id) end
 local b = s.currentBatch
 if not b then
-  return fail('CONFLICT', "Stream session '" .. id .. "' has no batch; batch " .. n ..
-    ' cannot be completed.')
+  return fail('CONFLICT', 'noBatchToComplete', { id = id, batchNumber = n })
 end
 if b.batchNumber ~= n then
-  return fail('CONFLICT', 'Batch ' .. n .. " is not the current batch of stream session '" ..
-    id .. "' (batch " .. b.batchNumber .. ' is).')
+  return fail('CONFLICT', 'notCurrentBatch', { id = id, batchNumber = n, current = b.batchNumber })
 end
 if b.isComplete then return cjson.encode({ result = b, announcement = false, repeated = true }) end
 b.generationEnded = now

@@ -10,7 +10,7 @@
 
 local id, now = ARGV[2], tonumber(ARGV[8])
 if redis.call('EXISTS', skey(id)) == 1 then
-  return fail('CONFLICT', "Stream session '" .. id .. "' already exists.")
+  return fail('CONFLICT', 'streamSessionExists', { id = id })
 end
 local ord = redis.call('INCR', P .. 'seq')
 redis.call('HSET', skey(id), 'videoSourcePath', ARGV[3], 'segmentDuration', ARGV[4],

@@ -39,10 +39,25 @@ local function qkey(id) return P .. 'q:' .. id end
 -- QUALITIES in model.ts, best first.
 local QUALITIES = {'1080p', '720p', '480p'}
 
--- An error reply RedisStore turns into the domain's error (its code, its message).
-local function fail(code, message) return redis.error_reply(code .. ' ' .. message) end
+-- The message `name` of MESSAGES with its values filled in: message() in
+-- messages.ts. MESSAGES is that file's table, which lua.ts writes as Lua
+-- before this file; the scripts spell no message themselves.
+local function message(name, values)
+  local template = MESSAGES[name] or error('no message ' .. name)
+  return (string.gsub(template, '{(%w+)}', function(key)
+    local value = values[key]
+    -- nil keeps the placeholder as written, as message() does.
+    if value ~= nil then return tostring(value) end
+  end))
+end
+
+-- An error reply RedisStore turns into the domain's error: its code, then
+-- the message `name` of MESSAGES.
+local function fail(code, name, values)
+  return redis.error_reply(code .. ' ' .. message(name, values))
+end
 -- streamSessionNotFound in errors.ts.
-local function notFound(id) return fail('NOT_FOUND', "Stream session '" .. id .. "' not found.") end
+local function notFound(id) return fail('NOT_FOUND', 'streamSessionNotFound', { id = id }) end
 
 -- The session's hash as a table (StreamSession's fields), or nil when there is none.
 local function load(id)

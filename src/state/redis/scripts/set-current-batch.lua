@@ -17,12 +17,11 @@ if not b then expected = 0
 elseif b.isComplete then expected = b.batchNumber + 1
 elseif s.stalls > 0 then expected = b.batchNumber end
 if expected == nil then
-  return fail('CONFLICT', 'Batch ' .. b.batchNumber .. " of stream session '" .. id ..
-    "' is still being generated; batch " .. n .. ' cannot be claimed.')
+  return fail('CONFLICT', 'batchStillGenerating',
+    { id = id, current = b.batchNumber, batchNumber = n })
 end
 if n ~= expected then
-  return fail('CONFLICT', "Stream session '" .. id .. "' expects batch " .. expected ..
-    ' next, not batch ' .. n .. '.')
+  return fail('CONFLICT', 'unexpectedBatch', { id = id, expected = expected, batchNumber = n })
 end
 s.currentBatch = { batchNumber = n, startSegment = tonumber(ARGV[4]),
   endSegment = tonumber(ARGV[5]), videoSourcePath = ARGV[6],
