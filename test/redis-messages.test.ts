@@ -73,14 +73,16 @@ describe('each NOT_FOUND and CONFLICT', () => {
     videoSourcePath: '/v.mp4',
     videoStartOffset: 0,
   });
-  const settings = (id: string) => ({
-    id,
+  // The server's default settings; the messages only quote the id.
+  const { segmentDuration, batchSize, threshold } = defaultConfig;
+  const session = {
+    id: 'm1',
     videoSourcePath: '/v.mp4',
-    segmentDuration: 6,
-    batchSize: 20,
-    threshold: 5,
+    segmentDuration,
+    batchSize,
+    threshold,
     startSegment: 0,
-  });
+  };
 
   /** What each failing change raises, on one store, as code and text. */
   async function errors(s: StreamSessionStore): Promise<Record<MessageName, [string, string]>> {
@@ -93,10 +95,10 @@ describe('each NOT_FOUND and CONFLICT', () => {
       }
       throw new Error('no error');
     };
-    await s.createStreamSession(settings('m1'), 1);
+    await s.createStreamSession(session, 1);
     return {
       streamSessionNotFound: await raised(() => s.completeBatch('absent', 0, 2)),
-      streamSessionExists: await raised(() => s.createStreamSession(settings('m1'), 2)),
+      streamSessionExists: await raised(() => s.createStreamSession(session, 2)),
       noBatchToComplete: await raised(() => s.completeBatch('m1', 4, 2)),
       unexpectedBatch: await raised(() => s.setCurrentBatch(claim('m1', 3), 2)),
       batchStillGenerating: await raised(async () => {
