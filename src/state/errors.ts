@@ -1,3 +1,5 @@
+import { message } from './messages.js';
+
 /**
  * Errors the domain throws on purpose. Each carries the contract's error code;
  * the GraphQL layer turns them into errors with `extensions.code` in one place.
@@ -74,4 +76,4 @@ export class SlowSubscriberError extends DomainError {
 }
 
 export const streamSessionNotFound = (id: string) =>
-  new NotFoundError(`Stream session '${id}' not found.`);
+  new NotFoundError(message('streamSessionNotFound', { id }));

@@ -1,5 +1,6 @@
 import { ConflictError, streamSessionNotFound } from './errors.js';
 import type { EventBus } from './events.js';
+import { message } from './messages.js';
 import {
   type BatchNeed,
   type BatchNeededEvent,
@@ -108,7 +109,7 @@ export class MemoryStore implements StreamSessionStore {
     now: Instant,
   ): MaybePromise<Change<StreamSessionView>> {
     if (this.sessions.has(settings.id)) {
-      throw new ConflictError(`Stream session '${settings.id}' already exists.`);
+      throw new ConflictError(message('streamSessionExists', { id: settings.id }));
     }
     const session = new StreamSession(settings, now);
     this.sessions.set(settings.id, session);

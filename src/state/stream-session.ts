@@ -5,6 +5,7 @@ import {
   shouldGenerateNextBatch,
 } from './batch-need.js';
 import { ConflictError } from './errors.js';
+import { message } from './messages.js';
 import {
   type BatchNeed,
   type BatchState,
@@ -198,12 +199,16 @@ export class StreamSession {
     if (expected === null) {
       const current = this.batch as BatchState;
       throw new ConflictError(
-        `Batch ${current.batchNumber} of stream session '${this.id}' is still being generated; batch ${input.batchNumber} cannot be claimed.`,
+        message('batchStillGenerating', {
+          id: this.id,
+          current: current.batchNumber,
+          batchNumber: input.batchNumber,
+        }),
       );
     }
     if (input.batchNumber !== expected) {
       throw new ConflictError(
-        `Stream session '${this.id}' expects batch ${expected} next, not batch ${input.batchNumber}.`,
+        message('unexpectedBatch', { id: this.id, expected, batchNumber: input.batchNumber }),
       );
     }
     this.batch = {
@@ -235,13 +240,11 @@ export class StreamSession {
   completeBatch(batchNumber: number, now: Instant): BatchState {
     const batch = this.batch;
     if (batch === null) {
-      throw new ConflictError(
-        `Stream session '${this.id}' has no batch; batch ${batchNumber} cannot be completed.`,
-      );
+      throw new ConflictError(message('noBatchToComplete', { id: this.id, batchNumber }));
     }
     if (batch.batchNumber !== batchNumber) {
       throw new ConflictError(
-        `Batch ${batchNumber} is not the current batch of stream session '${this.id}' (batch ${batch.batchNumber} is).`,
+        message('notCurrentBatch', { id: this.id, batchNumber, current: batch.batchNumber }),
       );
     }
     if (batch.isComplete) return batch;

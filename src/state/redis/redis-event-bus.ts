@@ -9,7 +9,7 @@ const READ_RETRY_DELAY = 250; // ms: 5 s in all, longer than a reconnection take
 /** Stream sessions whose last delivered need is remembered (for the resync after a reconnect). */
 const REMEMBERED_SESSIONS = 100_000;
 
-/** What the store's scripts publish: a need without its session view (see lua.ts). */
+/** What the store's scripts publish: a need without its session view (see scripts/prelude.lua). */
 interface PublishedNeed {
   readonly type: 'batchNeeded';
   readonly streamSessionId: string;

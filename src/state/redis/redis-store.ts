@@ -404,6 +404,7 @@ function batch(b: BatchState): BatchState {
   return { ...b, generationEnded: b.generationEnded ?? null };
 }
 
+/** A session as the API shows it, from its keys (their legend: scripts/prelude.lua). */
 function view(
   id: string,
   s: Record<string, string>,
@@ -411,7 +412,7 @@ function view(
   top: string[],
   bottom: string[],
 ): StreamSessionView {
-  const currentBatch = s.b ? batch(JSON.parse(s.b) as BatchState) : null;
+  const currentBatch = s.currentBatch ? batch(JSON.parse(s.currentBatch) as BatchState) : null;
   const clientPositions: ClientPosition[] = Object.entries(clients)
     .map(([sessionId, value]) => {
       const [segment, quality, lastUpdated] = value.split('|');
@@ -424,22 +425,22 @@ function view(
     })
     .sort((a, b) => (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0));
   const furthestSegment = top.length === 2 ? Number(top[1]) : null;
-  const threshold = Number(s.th);
+  const threshold = Number(s.threshold);
   return {
     id,
-    videoSourcePath: s.vsp as string,
-    segmentDuration: Number(s.sd),
-    batchSize: Number(s.bs),
+    videoSourcePath: s.videoSourcePath as string,
+    segmentDuration: Number(s.segmentDuration),
+    batchSize: Number(s.batchSize),
     threshold,
-    startSegment: Number(s.ss),
+    startSegment: Number(s.startSegment),
     currentBatch,
     clientPositions,
     furthestSegment,
     slowestSegment: bottom.length === 2 ? Number(bottom[1]) : null,
     shouldGenerateNextBatch: shouldGenerateNextBatch(currentBatch, furthestSegment, threshold),
     // The stall count since the last claim; a claim or a completion resets it.
-    currentBatchStalled: Number(s.st) > 0,
-    createdAt: Number(s.ca),
-    updatedAt: Number(s.ua),
+    currentBatchStalled: Number(s.stalls) > 0,
+    createdAt: Number(s.createdAt),
+    updatedAt: Number(s.updatedAt),
   };
 }
