@@ -52,8 +52,8 @@ export interface StreamSessionState {
  * One playback of one video, shared by every client watching it: its current
  * batch, every client's position and what follows from them.
  *
- * Synchronous and single-owner: callers (the memory store, under the
- * coordinator's per-session mutex) serialise access. Every method is O(1) or
+ * Synchronous and single-owner: its one caller, the memory store, runs each
+ * change to completion, so nothing interleaves. Every method is O(1) or
  * O(log distinct segments) but `view()`, which copies the clients.
  */
 export class StreamSession {
