@@ -338,6 +338,17 @@ const sequence = fc
     second === undefined ? [first, ...rest] : [first, second, ...rest],
   );
 
+/** Counterexamples found before, tried first on every run. */
+const found: Op[][] = [
+  // The Redis bus took the second s1's first batch for a repeat of the first's.
+  [
+    { kind: 'create', id: 's0', batchSize: 3, threshold: 0, startSegment: 0, segmentDuration: 1 },
+    { kind: 'create', id: 's1', batchSize: 3, threshold: 0, startSegment: 0, segmentDuration: 1 },
+    { kind: 'end', id: 's1' },
+    { kind: 'create', id: 's1', batchSize: 3, threshold: 0, startSegment: 0, segmentDuration: 1 },
+  ],
+];
+
 // ---------------------------------------------------------------------------
 // Watching a side
 
@@ -631,15 +642,17 @@ interface Known {
 }
 
 /**
- * The concrete calls an op makes, worked out from the state before each, and
- * the clock moved before each: one millisecond before a change, so that no
- * two of a sequence's changes tie on a deadline.
+ * The concrete calls an op makes, worked out from the state before each.
+ * Changes share the instant of the change before them (as they may: a
+ * session may end and be made again within a millisecond), but for position
+ * reports, which come a millisecond apart: two clients heard in the same
+ * millisecond tie on the client timeout, and the stores expire tied clients
+ * in different orders (memory as they reported, Redis by sessionId), an
+ * order the contract leaves open.
  */
 function* calls(op: Op, known: Known, clock: ManualClock): Generator<Call> {
   if (op.kind === 'sweep' || op.kind === 'tick') {
     clock.set(Math.max(clock.now(), waitedUntil(op.wait, known, clock.now())));
-  } else {
-    clock.advance(1);
   }
   switch (op.kind) {
     case 'create': {
@@ -648,8 +661,8 @@ function* calls(op: Op, known: Known, clock: ManualClock): Generator<Call> {
       return;
     }
     case 'update':
-      for (const [i, move] of op.moves.entries()) {
-        if (i > 0) clock.advance(1);
+      for (const move of op.moves) {
+        clock.advance(1);
         const view = known.view(op.id);
         const segmentNumber = Math.max(0, segmentOf(move, view));
         yield (c) =>
@@ -669,13 +682,11 @@ function* calls(op: Op, known: Known, clock: ManualClock): Generator<Call> {
       const batchNumber = claim.batchNumber + op.wrongBy;
       yield (c) => c.setCurrentBatch({ ...claim, batchNumber });
       if (!op.thenComplete) return;
-      clock.advance(1);
       yield (c) => c.completeBatch(op.id, batchNumber);
       return;
     }
     case 'complete':
       for (let i = 0; i < op.times; i++) {
-        if (i > 0) clock.advance(1);
         const batchNumber = (known.view(op.id)?.currentBatch?.batchNumber ?? 0) + op.wrongBy;
         yield (c) => c.completeBatch(op.id, batchNumber);
       }
@@ -889,6 +900,7 @@ describe('the memory and Redis stores, side by side', () => {
     async () => {
       await fc.assert(fc.asyncProperty(sequence, runSequence), {
         numRuns: RUNS,
+        examples: found.map((ops): [Op[]] => [ops.map(readable)]),
         seed: process.env.PARITY_SEED === undefined ? undefined : Number(process.env.PARITY_SEED),
         path: process.env.PARITY_PATH,
         endOnFailure: false,
