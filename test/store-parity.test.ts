@@ -795,13 +795,19 @@ async function runSequence(ops: readonly Op[]): Promise<void> {
   try {
     for (const [index, op] of ops.entries()) {
       trail.push(`${index + 1}. ${describeOp(op)}`);
+      // An op of several calls (moves, a claim then its completion) says which one differed.
+      let made = 0;
       try {
         if (op.kind === 'subscribe') await run.subscribe();
-        for (const call of calls(op, run, clock)) await run.call(call, op.kind === 'sweep');
+        for (const call of calls(op, run, clock)) {
+          made++;
+          await run.call(call, op.kind === 'sweep');
+        }
       } catch (error) {
         const cause = error instanceof Drift ? error.message : String((error as Error).stack);
+        const which = made > 1 ? ` (its call ${made})` : '';
         throw new Drift(
-          `after step ${index + 1}, ${describeOp(op)}: ${cause}\n  steps:\n    ${trail.join('\n    ')}`,
+          `after step ${index + 1}${which}, ${describeOp(op)}: ${cause}\n  steps:\n    ${trail.join('\n    ')}`,
         );
       }
     }
