@@ -148,12 +148,15 @@ type Op =
   | { readonly kind: 'remove'; readonly id: SessionId; readonly client: ClientId }
   /**
    * right: the number and range the session's need says; else off by
-   * `wrongBy`. An encoder that does its job completes what it claimed.
+   * `wrongBy`. `resize` moves the end of the claimed range (an encoder may
+   * claim another range than the need's). An encoder that does its job
+   * completes what it claimed.
    */
   | {
       readonly kind: 'claim';
       readonly id: SessionId;
       readonly wrongBy: number;
+      readonly resize: number;
       readonly thenComplete: boolean;
     }
   | {
@@ -197,7 +200,7 @@ function describeOp(op: Op): string {
     case 'remove':
       return `remove(${op.id}, ${op.client})`;
     case 'claim':
-      return `claim(${op.id}, ${op.wrongBy === 0 ? 'right' : `wrong by ${op.wrongBy}`}${op.thenComplete ? ', then complete' : ''})`;
+      return `claim(${op.id}, ${op.wrongBy === 0 ? 'right' : `wrong by ${op.wrongBy}`}${op.resize === 0 ? '' : `, end${op.resize > 0 ? '+' : ''}${op.resize}`}${op.thenComplete ? ', then complete' : ''})`;
     case 'complete':
       return `complete(${op.id}, ${op.wrongBy === 0 ? 'current' : `wrong by ${op.wrongBy}`}${op.times > 1 ? `, ×${op.times}` : ''})`;
     case 'end':
@@ -305,6 +308,7 @@ const op: fc.Arbitrary<Op> = fc
         kind: fc.constant('claim' as const),
         id: sessionId,
         wrongBy: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.constantFrom(-1, 1, 2)),
+        resize: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.integer({ min: -3, max: 3 })),
         thenComplete: fc.boolean(),
       }),
     },
@@ -680,7 +684,8 @@ function* calls(op: Op, known: Known, clock: ManualClock): Generator<Call> {
     case 'claim': {
       const claim = rightClaim(op.id, known);
       const batchNumber = claim.batchNumber + op.wrongBy;
-      yield (c) => c.setCurrentBatch({ ...claim, batchNumber });
+      const endSegment = claim.endSegment + op.resize;
+      yield (c) => c.setCurrentBatch({ ...claim, batchNumber, endSegment });
       if (!op.thenComplete) return;
       yield (c) => c.completeBatch(op.id, batchNumber);
       return;
