@@ -577,8 +577,8 @@ function bySession<T>(events: readonly T[], idOf: (event: T) => string): Map<str
  * The needs and endings one call announced. Compared per session, in order:
  * between sessions, the order of what one sweep does is unspecified where
  * their deadlines tie (the memory store goes by insertion, Redis by ZSET
- * member), and ties are common, as every session stalled or emptied in one
- * sweep gets the same next deadline.
+ * member), and ties are common: changes share instants, and every session
+ * stalled or emptied in one sweep gets the same next deadline.
  */
 function compareAnnouncements(
   { memory, redis }: { memory: Watch; redis: Watch },
