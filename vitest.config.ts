@@ -45,7 +45,7 @@ export default defineConfig({
           // Everything, test/dashboard.e2e.test.ts (real Chromium) included; not the
           // redis project, whose list names only the store-dependent integration files.
           include: ['test/**/*.test.ts'],
-          exclude: ['test/redis-*.test.ts'],
+          exclude: ['test/redis-*.test.ts', 'test/store-parity.test.ts'],
           env: { TEST_STORE: 'memory' },
         },
       },
@@ -53,7 +53,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'redis',
-          include: [...integration, 'test/redis-*.test.ts'],
+          // The parity test runs both stores side by side: it needs Redis.
+          include: [...integration, 'test/redis-*.test.ts', 'test/store-parity.test.ts'],
           env: { TEST_STORE: 'redis' },
           globalSetup: ['test/redis-global-setup.ts'],
         },

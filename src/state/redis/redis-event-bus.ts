@@ -41,8 +41,10 @@ export class RedisEventBus implements EventBus {
   // though completing a need reads its session first.
   private delivered: Promise<void> = Promise.resolve();
 
-  // The sequence of the last need delivered, per stream session (and its creation).
-  private readonly lastNeed = new LRUCache<string, number>({ max: REMEMBERED_SESSIONS });
+  // The last need delivered, per stream session: its sequence, and the session's creation.
+  private readonly lastNeed = new LRUCache<string, { createdAt: number; sequence: number }>({
+    max: REMEMBERED_SESSIONS,
+  });
 
   constructor(
     private readonly publisher: Redis,
@@ -104,11 +106,15 @@ export class RedisEventBus implements EventBus {
   private emit(event: CoordinatorEvent): void {
     if (event.type === 'batchNeeded') {
       const { streamSession, sequence } = event.event;
-      // With its creation time: a session made again under the same id starts over.
-      const key = `${streamSession.id}\u0000${streamSession.createdAt}`;
-      const last = this.lastNeed.get(key);
-      if (last !== undefined && sequence <= last) return;
-      this.lastNeed.set(key, sequence);
+      const { id, createdAt } = streamSession;
+      const last = this.lastNeed.get(id);
+      // A session made again under the same id starts over (told by its creation
+      // time should its ending have been missed while the subscriber was away).
+      if (last !== undefined && last.createdAt === createdAt && sequence <= last.sequence) return;
+      this.lastNeed.set(id, { createdAt, sequence });
+    } else if (event.type === 'streamSessionEnded') {
+      // Its successor under the same id may be created within the same millisecond.
+      this.lastNeed.delete(event.event.id);
     }
     for (const listener of this.listeners) {
       try {
