@@ -16,9 +16,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config.js';
 import { ManualClock } from '../src/state/clock.js';
 import { BatchCoordinator } from '../src/state/coordinator.js';
+import { createStore } from '../src/state/create-store.js';
 import { DomainError } from '../src/state/errors.js';
-import { type EventBus, LocalEventBus } from '../src/state/events.js';
-import { MemoryStore } from '../src/state/memory-store.js';
+import type { EventBus } from '../src/state/events.js';
 import {
   type BatchNeededEvent,
   QUALITIES,
@@ -26,8 +26,6 @@ import {
   type StreamSessionEndedEvent,
   type StreamSessionView,
 } from '../src/state/model.js';
-import { RedisEventBus } from '../src/state/redis/redis-event-bus.js';
-import { RedisStore } from '../src/state/redis/redis-store.js';
 import type { Timeouts } from '../src/state/store.js';
 import { deleteKeys } from './fixtures.js';
 
@@ -65,25 +63,13 @@ interface Side {
 async function makeSide(kind: Kind, clock: ManualClock, keyPrefix: string): Promise<Side> {
   const errors: unknown[] = [];
   const onError = (error: unknown) => errors.push(error);
-  let store: MemoryStore | RedisStore;
-  let events: EventBus;
-  if (kind === 'memory') {
-    store = new MemoryStore(timeouts);
-    events = new LocalEventBus(onError);
-  } else {
-    const redisStore = new RedisStore({ url, keyPrefix, timeouts });
-    await redisStore.connect();
-    const bus = new RedisEventBus(
-      redisStore.redis,
-      keyPrefix,
-      (id) => redisStore.getStreamSession(id),
-      onError,
-      () => redisStore.pendingNeeds(),
-    );
-    await bus.ready();
-    store = redisStore;
-    events = bus;
-  }
+  // As the server makes them: createStore pairs each store with its bus.
+  const backend = createStore(
+    { ...timeouts, store: kind, redisUrl: url, redisKeyPrefix: keyPrefix, snapshotPath: null },
+    { clock, onEventError: onError },
+  );
+  await backend.open();
+  const { store, events } = backend;
   const coordinator = new BatchCoordinator({
     store,
     events,
@@ -98,8 +84,7 @@ async function makeSide(kind: Kind, clock: ManualClock, keyPrefix: string): Prom
     errors,
     async close() {
       await coordinator.close();
-      await events.close();
-      await store.close();
+      await backend.close();
     },
   };
 }
