@@ -465,6 +465,29 @@ describe('BatchCoordinator.batchNeeded', () => {
     expect(events.listenerCount).toBe(listenersBefore);
   });
 
+  it('tells a session made again under a replayed id its first batch again', async () => {
+    const { coordinator, clock } = setup();
+    await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
+    const it = coordinator.batchNeeded();
+    expect((await take(it, 1)).map(brief)).toEqual([
+      { id: 'a', reason: 'FIRST_BATCH', batchNumber: 0, startSegment: 0, sequence: 1 },
+    ]);
+    await coordinator.endStreamSession('a');
+    clock.advance(1);
+    await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a2.mp4' });
+    // Its sequence starts over at 1, as the replayed one had: a new session, a new need.
+    const [again] = await take(it, 1);
+    expect(brief(again!)).toEqual({
+      id: 'a',
+      reason: 'FIRST_BATCH',
+      batchNumber: 0,
+      startSegment: 0,
+      sequence: 1,
+    });
+    expect(again?.videoSourcePath).toBe('/a2.mp4');
+    await it.return?.();
+  });
+
   it('filters by streamSessionId, in the replay and live', async () => {
     const { coordinator } = setup();
     await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });

@@ -24,8 +24,12 @@ export function batchNeededFeed(
   streamSessionId?: string | null,
 ): AsyncIterableIterator<BatchNeededEvent> {
   const { store, activity, clock } = options;
-  // The latest sequence replayed per session: a live event at or below it is a repeat.
-  const replayed = new Map<string, number>();
+  // The latest need replayed per session: a live one of the same session at
+  // or below its sequence is a repeat. With the session's creation: one
+  // ended and made again under the same id starts its sequence over (one
+  // made again within the same millisecond, while this subscriber was being
+  // replayed to, is not told apart).
+  const replayed = new Map<string, { createdAt: number; sequence: number }>();
   return subscribeToEvents<BatchNeededEvent>(options, {
     select: (message) =>
       message.type === 'batchNeeded' &&
@@ -34,14 +38,16 @@ export function batchNeededFeed(
         : undefined,
     replayFirst: async (replay) => {
       const pending = await store.pendingNeeds(streamSessionId ?? undefined);
-      for (const event of pending) replayed.set(event.streamSession.id, event.sequence);
+      for (const { streamSession, sequence } of pending) {
+        replayed.set(streamSession.id, { createdAt: streamSession.createdAt, sequence });
+      }
       for (const event of pending) await replay(event);
     },
-    isFresh: (event) => {
-      const seen = replayed.get(event.streamSession.id);
+    isFresh: ({ streamSession, sequence }) => {
+      const seen = replayed.get(streamSession.id);
       if (seen === undefined) return true;
-      if (event.sequence <= seen) return false;
-      replayed.delete(event.streamSession.id);
+      if (seen.createdAt === streamSession.createdAt && sequence <= seen.sequence) return false;
+      replayed.delete(streamSession.id);
       return true;
     },
     onDelivered: activity.enabled
