@@ -105,9 +105,17 @@ export function storeUnderTest(): Partial<Config> {
   if (process.env.TEST_STORE !== 'redis') return { store: 'memory' };
   return {
     store: 'redis',
-    redisUrl: process.env.REDIS_URL ?? defaultConfig.redisUrl,
+    redisUrl: testRedisUrl(),
     redisKeyPrefix: `hbc-test:${randomUUID()}:`,
   };
+}
+
+/**
+ * The Redis the Redis tests use: REDIS_URL, which the redis project's global
+ * setup points at a server of its own when none answers there.
+ */
+export function testRedisUrl(): string {
+  return process.env.REDIS_URL ?? defaultConfig.redisUrl;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Issue 5: several instances on one Redis. Real processes (`node --import tsx
- * src/main.ts` with STORE=redis), three at a time, on the Redis at
- * 127.0.0.1:6379 under a key prefix of this run's own.
+ * src/main.ts` with STORE=redis), three at a time, on the Redis under test
+ * (REDIS_URL) under a key prefix of this run's own.
  *
  * - 300 players send 10 updates each (3,000 mutations, HTTP keep-alive and
  *   graphql-ws, round-robin over the three instances) to four shared sessions;
@@ -28,12 +28,13 @@ import {
   Q,
   serviceEnv,
   sseSubscribe,
+  testRedisUrl,
   wsRequest,
   wsSubscribe,
 } from './fixtures.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-const REDIS_URL = 'redis://127.0.0.1:6379';
+const REDIS_URL = testRedisUrl();
 
 const ENDED = `subscription Ended($id: ID) {
   streamSessionEnded(streamSessionId: $id) { id reason }

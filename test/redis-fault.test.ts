@@ -11,9 +11,8 @@
  * - Redis dies and a new, empty one starts on the same port: the instance
  *   reconnects and serves new sessions, subscriptions included, without restart.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { type Client, createClient } from 'graphql-ws';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -30,6 +29,7 @@ import {
   wsSubscribe,
 } from './fixtures.js';
 import { captureLogs, LEVEL, type LogLine } from './log-capture.js';
+import { freePort, spawnRedisServer } from './private-redis.js';
 
 type Vars = Record<string, unknown>;
 type Result = GraphQLResponse<any>;
@@ -63,51 +63,11 @@ interface PrivateRedis {
 
 const redisChildren = new Set<ChildProcess>();
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Spawns redis-server in the foreground and resolves once it accepts connections. */
+/** Spawns redis-server on `port`, tracked so that afterEach can stop it. */
 async function spawnRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--daemonize',
-      'no',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = await spawnRedisServer(port);
   redisChildren.add(child);
   child.once('exit', () => redisChildren.delete(child));
-  let out = '';
-  child.stdout?.on('data', (chunk) => {
-    out += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    out += chunk;
-  });
-  const deadline = Date.now() + 10_000;
-  while (!out.includes('Ready to accept connections')) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`redis-server on port ${port} did not start:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
   return child;
 }
 
