@@ -12,6 +12,7 @@ import { defaultConfig } from '../src/config.js';
 import { buildApp } from '../src/server/app.js';
 import { silentLogger } from '../src/server/logger.js';
 import { ManualClock } from '../src/state/clock.js';
+import { ERROR_CODES } from '../src/state/errors.js';
 import {
   ADMIN_TOKEN,
   authOverrides,
@@ -49,21 +50,10 @@ async function signPlayerToken(
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-const CODES = [
-  'BAD_USER_INPUT',
-  'NOT_FOUND',
-  'CONFLICT',
-  'UNAUTHENTICATED',
-  'FORBIDDEN',
-  'RATE_LIMITED',
-  'GRAPHQL_PARSE_FAILED',
-  'GRAPHQL_VALIDATION_FAILED',
-];
-
 /** Every error carries a contract code and no stack trace. */
 function expectWellFormedErrors(response: GraphQLResponse): void {
   for (const error of response.errors ?? []) {
-    expect(CODES).toContain(error.extensions?.code);
+    expect(ERROR_CODES).toContain(error.extensions?.code);
     expect(JSON.stringify(error)).not.toMatch(/"stack"|\n\s+at /);
   }
 }

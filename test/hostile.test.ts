@@ -10,6 +10,7 @@ import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { ManualClock } from '../src/state/clock.js';
+import { ERROR_CODES } from '../src/state/errors.js';
 import {
   ADMIN_TOKEN,
   authOverrides,
@@ -21,17 +22,6 @@ import {
 } from './fixtures.js';
 
 const RUNS = 100;
-
-const CODES = new Set([
-  'BAD_USER_INPUT',
-  'NOT_FOUND',
-  'CONFLICT',
-  'UNAUTHENTICATED',
-  'FORBIDDEN',
-  'RATE_LIMITED',
-  'GRAPHQL_PARSE_FAILED',
-  'GRAPHQL_VALIDATION_FAILED',
-]);
 
 const bearer = (token: string) => `Bearer ${token}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -318,7 +308,7 @@ function expectContractErrors(answer: Answer): void {
   const results: GraphQLResponse[] = Array.isArray(answer.body) ? answer.body : [answer.body];
   for (const result of results) {
     for (const error of result.errors ?? []) {
-      expect(CODES, `${error.extensions?.code}: ${error.message}`).toContain(
+      expect(ERROR_CODES, `${error.extensions?.code}: ${error.message}`).toContain(
         error.extensions?.code,
       );
     }
@@ -626,7 +616,7 @@ function expectWellBehaved(seen: Seen): void {
           : [];
     if (message.type === 'error') expect(Array.isArray(errors)).toBe(true);
     for (const error of errors ?? []) {
-      expect(CODES, `${error.extensions?.code}: ${error.message}`).toContain(
+      expect(ERROR_CODES, `${error.extensions?.code}: ${error.message}`).toContain(
         error.extensions?.code,
       );
     }
