@@ -170,7 +170,7 @@ const needsOf = (events: NeedEvent[], id: string) =>
     .map((n) => [n.reason, n.batchNumber, n.startSegment]);
 
 async function subscriptionsReach(count: number) {
-  await eventually(() => server.app.coordinator.subscriptionCount === count, 10_000);
+  await eventually(() => server.app.coordinator.subscriptionCount === count, { timeout: 10_000 });
 }
 
 describe('concurrency', () => {
@@ -530,7 +530,7 @@ describe('concurrency', () => {
     // One FIRST_BATCH per session created, seen once the marker's has arrived.
     const marker = uid('create-marker');
     await createSession(marker);
-    await eventually(() => needsOf(all.events, marker).length > 0, 10_000);
+    await eventually(() => needsOf(all.events, marker).length > 0, { timeout: 10_000 });
     for (const id of [...ids, ...anonymousIds]) {
       expect(needsOf(all.events, id), id).toEqual([['FIRST_BATCH', 0, 0]]);
     }

@@ -235,7 +235,7 @@ async function waitUntil<T>(
   what: string,
   timeoutMs = 15_000,
 ) {
-  await eventually(() => read(sub).some(match), timeoutMs).catch(() => {
+  await eventually(() => read(sub).some(match), { timeout: timeoutMs }).catch(() => {
     throw new Error(`never heard ${what}; heard: ${JSON.stringify(read(sub))}`);
   });
 }
@@ -633,16 +633,19 @@ describe('sweeping with three instances running', { timeout: 90_000 }, () => {
     // streamSessionEnded replays nothing: create and end throwaway sessions until every
     // subscriber has heard one, so all of them listen before the sessions under test exist.
     let warmed = 0;
-    await eventually(async () => {
-      const warm = `warm-${run}-${++warmed}`;
-      await ok(c, Q.create, { input: { id: warm, videoSourcePath: '/v/warm.mp4' } });
-      expect((await ok(a, Q.end, { id: warm })).endStreamSession).toBe(true);
-      await new Promise((r) => setTimeout(r, 100));
-      return (
-        endings.every((sub) => endingsOf(sub).some((e) => e.id.startsWith('warm-'))) &&
-        needs.every((sub) => needsOf(sub).some((n) => n.streamSession.id.startsWith('warm-')))
-      );
-    }, 20_000);
+    await eventually(
+      async () => {
+        const warm = `warm-${run}-${++warmed}`;
+        await ok(c, Q.create, { input: { id: warm, videoSourcePath: '/v/warm.mp4' } });
+        expect((await ok(a, Q.end, { id: warm })).endStreamSession).toBe(true);
+        await new Promise((r) => setTimeout(r, 100));
+        return (
+          endings.every((sub) => endingsOf(sub).some((e) => e.id.startsWith('warm-'))) &&
+          needs.every((sub) => needsOf(sub).some((n) => n.streamSession.id.startsWith('warm-')))
+        );
+      },
+      { timeout: 20_000 },
+    );
     sweptBefore = swept().total;
     const heardBefore = endings.map((sub) => sub.events.length);
     const needsBefore = needs.map((sub) => sub.events.length);
@@ -693,10 +696,9 @@ describe('sweeping with three instances running', { timeout: 90_000 }, () => {
 
     // Every session ends (IDLE), heard on every subscriber.
     for (const sub of endings) {
-      await eventually(
-        () => ids.every((id) => endingsOf(sub).some((e) => e.id === id)),
-        20_000,
-      ).catch(() => {
+      await eventually(() => ids.every((id) => endingsOf(sub).some((e) => e.id === id)), {
+        timeout: 20_000,
+      }).catch(() => {
         throw new Error(`not every session ended: ${JSON.stringify(endingsOf(sub))}`);
       });
     }
@@ -751,7 +753,9 @@ describe('sweeping with three instances running', { timeout: 90_000 }, () => {
     // the three, the lines must add up to what was done: EXTRA + 2 clients and 1 ending per session.
     expect(sweptBefore, 'the test above ran').toBeDefined();
     const before = sweptBefore as ReturnType<typeof swept>['total'];
-    await eventually(() => swept().total.sessionsEnded - before.sessionsEnded >= SESSIONS, 5_000);
+    await eventually(() => swept().total.sessionsEnded - before.sessionsEnded >= SESSIONS, {
+      timeout: 5_000,
+    });
     const after = swept();
     expect(
       {

@@ -216,11 +216,14 @@ async function readyz(running: Running): Promise<{ status: number; ms: number }>
 /** Polls /readyz until it answers `status`; every answer must come within ANSWER_WITHIN_MS. */
 async function readyzBecomes(running: Running, status: number, timeoutMs = 15_000) {
   const seen: Array<{ status: number; ms: number }> = [];
-  await eventually(async () => {
-    const r = await readyz(running);
-    seen.push(r);
-    return r.status === status;
-  }, timeoutMs).catch(() => {
+  await eventually(
+    async () => {
+      const r = await readyz(running);
+      seen.push(r);
+      return r.status === status;
+    },
+    { timeout: timeoutMs },
+  ).catch(() => {
     throw new Error(`/readyz never answered ${status}: ${JSON.stringify(seen)}`);
   });
   for (const r of seen) expect(r.ms, '/readyz answer time (ms)').toBeLessThan(ANSWER_WITHIN_MS);
@@ -314,7 +317,7 @@ const brief = (n: Need) => ({
 async function heard(sub: Collected<Result>, id: string, reason: string, timeoutMs = 5_000) {
   await eventually(
     () => needsOf(sub).some((n) => n.streamSession.id === id && n.reason === reason),
-    timeoutMs,
+    { timeout: timeoutMs },
   ).catch(() => {
     throw new Error(`never heard ${reason} of ${id}; heard ${JSON.stringify(needsOf(sub))}`);
   });
@@ -353,7 +356,7 @@ describe('Redis goes away and comes back', { timeout: 60_000 }, () => {
     for (const sub of [wsNeeds, sseNeeds]) await sub.waitFor(LOADS.length + 1);
 
     const load = steadyLoad(running, LOADS, LOADS.length);
-    await eventually(() => load.players.every((p) => (p.lastAck ?? 0) >= 3), 10_000);
+    await eventually(() => load.players.every((p) => (p.lastAck ?? 0) >= 3), { timeout: 10_000 });
 
     // Away.
     const PROBE_GRACE_MS = 1_000;
@@ -377,7 +380,7 @@ describe('Redis goes away and comes back', { timeout: 60_000 }, () => {
     // Every player has had at least one update refused while away.
     await eventually(
       () => load.players.every((p) => p.answers.some((a) => a.start > awayAt && a.body.errors)),
-      15_000,
+      { timeout: 15_000 },
     );
     // Still away: still not ready.
     expect((await readyz(running)).status).toBe(503);
@@ -386,7 +389,9 @@ describe('Redis goes away and comes back', { timeout: 60_000 }, () => {
     const backAt = performance.now();
     redis.resume();
     await readyzBecomes(running, 200);
-    await eventually(() => load.players.every((p) => load.successesAfter(backAt, p) >= 2), 15_000);
+    await eventually(() => load.players.every((p) => load.successesAfter(backAt, p) >= 2), {
+      timeout: 15_000,
+    });
     await load.stop();
 
     // Every failure came while Redis was away, fast, coded, and saying so.
@@ -583,7 +588,7 @@ describe('Redis goes away and comes back', { timeout: 60_000 }, () => {
         throw error;
       });
     redis.pause();
-    await eventually(() => failedSweeps >= 1, 10_000);
+    await eventually(() => failedSweeps >= 1, { timeout: 10_000 });
     redis.resume();
     await readyzBecomes(running, 200);
     // Let any sweep that was in flight settle.
@@ -606,14 +611,14 @@ describe('Redis goes away and comes back', { timeout: 60_000 }, () => {
     for (const sub of [wsNeeds, sseNeeds]) await heard(sub, 'before', 'FIRST_BATCH');
 
     const load = steadyLoad(running, ['before'], 6);
-    await eventually(() => load.players.every((p) => (p.lastAck ?? 0) >= 3), 10_000);
+    await eventually(() => load.players.every((p) => (p.lastAck ?? 0) >= 3), { timeout: 10_000 });
 
     const goneAt = performance.now();
     await redis.kill();
     await readyzBecomes(running, 503);
     await eventually(
       () => load.players.every((p) => p.answers.some((a) => a.start > goneAt && a.body.errors)),
-      10_000,
+      { timeout: 10_000 },
     );
     const created = await post(running, Q.create, {
       input: { id: 'nope', videoSourcePath: '/n.mp4' },
