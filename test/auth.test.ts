@@ -18,6 +18,7 @@ import {
   authOverrides,
   CLIENT_TOKEN_SECRET,
   ENCODER_TOKEN,
+  eventually,
   type GraphQLResponse,
   Q,
   sseSubscribe,
@@ -30,7 +31,6 @@ const ISSUER = 'hls-batch-coordinator';
 const AUDIENCE = 'player';
 
 const bearer = (token: string) => `Bearer ${token}`;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A player token signed by us: with another key, or already expired. */
 async function signPlayerToken(
@@ -493,10 +493,11 @@ async function triggerUntil(operation: Operation, row: Row, first: Promise<unkno
       done = true;
     },
   );
-  for (let attempt = 0; !done && attempt < 200; attempt++) {
-    await operation.trigger(row);
-    await sleep(10);
-  }
+  await eventually(async () => {
+    if (done) return true;
+    await operation.trigger?.(row);
+    return false;
+  });
 }
 
 function expectedOutcome(operation: Operation, caller: Caller, transport: 'HTTP' | 'WebSocket') {
@@ -601,8 +602,9 @@ describe('player tokens', () => {
       result: { data: { updateClientPosition: { segmentNumber: 5 } } },
     });
 
-    // Wait (on the real clock) until the token's expiry has passed.
-    while (Date.now() <= (exp as number) * 1000 + 50) await sleep(50);
+    // The expiry is on the real clock (jose's check and the verified-token cache read it);
+    // a little past it, so that the cache's own rounding is past it too.
+    await eventually(() => Date.now() > (exp as number) * 1000 + 50);
 
     const after = await server.gql(Q.update, update(6), headers);
     expect(after.errors?.map((e) => e.extensions?.code)).toEqual(['UNAUTHENTICATED']);
