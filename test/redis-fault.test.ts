@@ -24,6 +24,7 @@ import {
   eventually,
   type GraphQLResponse,
   Q,
+  sleep,
   sseSubscribe,
   wsRequest,
   wsSubscribe,
@@ -287,7 +288,8 @@ function steadyLoad(running: Running, sessions: readonly string[], count: number
       ) {
         player.lastAck = segment;
       }
-      await new Promise((r) => setTimeout(r, 10));
+      // Pacing: a player reports every few milliseconds, not flat out.
+      await sleep(10);
     }
   });
   return {
@@ -301,6 +303,26 @@ function steadyLoad(running: Running, sessions: readonly string[], count: number
       await Promise.all(loops);
     },
   };
+}
+
+/** Counts the sweeps of the app's sweeper: those reading the store now, and those that failed. */
+function watchSweeps(running: Running) {
+  const store = running.app.store;
+  const dueWork = store.dueWork.bind(store);
+  let inFlight = 0;
+  let failed = 0;
+  store.dueWork = (now, limit) => {
+    inFlight++;
+    return dueWork(now, limit)
+      .catch((error: unknown) => {
+        failed++;
+        throw error;
+      })
+      .finally(() => {
+        inFlight--;
+      });
+  };
+  return { inFlight: () => inFlight, failed: () => failed };
 }
 
 const needsOf = (sub: Collected<Result>): Need[] =>
@@ -507,9 +529,10 @@ describe('Redis goes away and comes back', { timeout: 60_000 }, () => {
     const running = await startApp(redis);
     await readyzBecomes(running, 200);
     await create(running, 'bye');
+    const sweeps = watchSweeps(running);
     redis.pause();
-    // The sweeper (every second) has a sweep waiting on Redis by now.
-    await new Promise((r) => setTimeout(r, 1_200));
+    // The sweeper (every second) has a sweep waiting on Redis.
+    await eventually(() => sweeps.inFlight() > 0, { timeout: 10_000 });
     const started = performance.now();
     const outcome = await running.app.stop().then(
       () => 'stopped',
@@ -579,25 +602,18 @@ describe('Redis goes away and comes back', { timeout: 60_000 }, () => {
     const redis = await startPrivateRedis();
     const running = await startApp(redis, { clientTimeout: 2_000 });
     await readyzBecomes(running, 200);
-    const store = running.app.store;
-    const dueWork = store.dueWork.bind(store);
-    let failedSweeps = 0;
-    store.dueWork = (now, limit) =>
-      dueWork(now, limit).catch((error: unknown) => {
-        failedSweeps++;
-        throw error;
-      });
+    const sweeps = watchSweeps(running);
     redis.pause();
-    await eventually(() => failedSweeps >= 1, { timeout: 10_000 });
+    await eventually(() => sweeps.failed() >= 1, { timeout: 10_000 });
     redis.resume();
     await readyzBecomes(running, 200);
-    // Let any sweep that was in flight settle.
-    await new Promise((r) => setTimeout(r, 500));
+    // No sweep in flight: every failure there was is in, and has had its chance to be logged.
+    await eventually(() => sweeps.inFlight() === 0, { timeout: 10_000 });
     const reported = running.errors.filter((line) => line.msg === 'sweep failed').length;
     expect(
       reported,
-      `sweeps that failed: ${failedSweeps}; "sweep failed" logged: ${reported}`,
-    ).toBe(failedSweeps);
+      `sweeps that failed: ${sweeps.failed()}; "sweep failed" logged: ${reported}`,
+    ).toBe(sweeps.failed());
   });
 
   it('killed and restarted empty on the same port: fast errors while it is gone, then new sessions and subscriptions work without a restart', async () => {
