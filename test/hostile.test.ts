@@ -17,6 +17,7 @@ import {
   ENCODER_TOKEN,
   type GraphQLResponse,
   Q,
+  sleep,
   startTestServer,
   type TestServer,
 } from './fixtures.js';
@@ -24,7 +25,6 @@ import {
 const RUNS = 100;
 
 const bearer = (token: string) => `Bearer ${token}`;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let server: TestServer;
 let playerToken: string;
@@ -586,6 +586,8 @@ async function exchange(init: string | null, frames: readonly string[]): Promise
   }
   for (const frame of frames) if (open()) socket.send(frame);
   if (open()) socket.send('{"type":"ping"}');
+  // A moment more after the pong: graphql-ws handles messages concurrently, so what the
+  // frames cause may come after it. None is required; whatever comes is checked.
   await Promise.race([ponged.then(() => sleep(20)), closed]);
   if (open()) {
     closedByUs = true;
