@@ -97,7 +97,8 @@ const seconds = (min: number, max: number) =>
 
 const DAY = 86_400;
 
-const envSchema = z.object({
+/** Every variable the service reads: its check, and its default when it has one. */
+export const envSchema = z.object({
   PORT: integer(0, 65_535).default(4000),
   HOST: z.string().trim().min(1).default('127.0.0.1'),
   SEGMENT_DURATION: integer(1, 3_600).default(6),

@@ -170,7 +170,13 @@ const needsOf = (events: NeedEvent[], id: string) =>
     .map((n) => [n.reason, n.batchNumber, n.startSegment]);
 
 async function subscriptionsReach(count: number) {
-  await eventually(() => server.app.coordinator.subscriptionCount === count, 10_000);
+  await eventually(() => server.app.coordinator.subscriptionCount === count, { timeout: 10_000 });
+}
+
+/** Resolves once the clock shows a later millisecond than when it was called. */
+async function nextMillisecond(): Promise<void> {
+  const now = Date.now();
+  await eventually(() => Date.now() > now);
 }
 
 describe('concurrency', () => {
@@ -405,7 +411,6 @@ describe('concurrency', () => {
     const contenders = encoders();
     const ids = Array.from({ length: SESSIONS }, (_, i) => uid(`complete-${i}`));
     await Promise.all(ids.map((id) => createSession(id)));
-    const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
     await Promise.all(
       ids.map(async (id) => {
@@ -435,12 +440,14 @@ describe('concurrency', () => {
           }
           const started = claimWinners[0]!.data!.setCurrentBatch.generationStarted;
 
-          // Completions in three waves a few milliseconds apart, all in flight at
-          // once, and completions of a batch that is not current.
+          // Completions in three waves, all in flight at once, each on a later millisecond
+          // than the last (so a completion that set generationEnded again would show), the
+          // third once the batch is complete; and completions of a batch that is not current.
           const calls: Array<Promise<GraphQLResponse<any>>> = [];
           const wrong: Array<Promise<GraphQLResponse<any>>> = [];
-          for (const [wave, delay] of [0, 3, 15].entries()) {
-            if (delay > 0) await pause(delay);
+          for (const wave of [0, 1, 2]) {
+            if (wave === 2) await Promise.race(calls);
+            if (wave > 0) await nextMillisecond();
             for (const t of contenders.filter((_, k) => k % 3 === wave)) {
               calls.push(t.call(Q.complete, { streamSessionId: id, batchNumber: n }));
             }
@@ -530,7 +537,7 @@ describe('concurrency', () => {
     // One FIRST_BATCH per session created, seen once the marker's has arrived.
     const marker = uid('create-marker');
     await createSession(marker);
-    await eventually(() => needsOf(all.events, marker).length > 0, 10_000);
+    await eventually(() => needsOf(all.events, marker).length > 0, { timeout: 10_000 });
     for (const id of [...ids, ...anonymousIds]) {
       expect(needsOf(all.events, id), id).toEqual([['FIRST_BATCH', 0, 0]]);
     }

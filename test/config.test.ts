@@ -1,5 +1,13 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, defaultConfig, loadConfig } from '../src/config.js';
+import type { z } from 'zod';
+import {
+  CONFIG_VARIABLES,
+  ConfigError,
+  defaultConfig,
+  envSchema,
+  loadConfig,
+} from '../src/config.js';
 
 function configError(env: Record<string, string | undefined>): ConfigError {
   try {
@@ -371,5 +379,47 @@ describe('loadConfig', () => {
       });
       expect(loadConfig({ THRESHOLD: '20' }).threshold).toBe(20);
     });
+  });
+});
+
+/**
+ * The README's configuration table, row by row: the variable, and its default
+ * (the text in backticks) or null where it says `unset`.
+ */
+function readmeConfigurationTable(): Array<{ name: string; shown: string | null }> {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const section = readme.split(/^## /m).find((s) => s.startsWith('Configuration\n'));
+  if (section === undefined) throw new Error('README.md has no "## Configuration" section');
+  return section
+    .split('\n')
+    .filter((line) => /^\| `/.test(line))
+    .map((line) => {
+      const [, name, shown] = line.split('|').map((cell) => cell.trim());
+      const value = /^`([^`]*)`$/.exec(shown ?? '');
+      if (value === null && shown !== 'unset') {
+        throw new Error(`README.md: the default of ${name} is neither \`value\` nor unset`);
+      }
+      return { name: (name ?? '').replaceAll('`', ''), shown: value?.[1] ?? null };
+    });
+}
+
+describe('the README configuration table', () => {
+  const rows = readmeConfigurationTable();
+
+  it('names every variable the service reads, and nothing else', () => {
+    expect(rows.map((r) => r.name).sort()).toEqual([...CONFIG_VARIABLES].sort());
+  });
+
+  it.each(rows)('gives the default of $name', ({ name, shown }) => {
+    const check = envSchema.shape[name as keyof typeof envSchema.shape] as z.ZodType | undefined;
+    expect(check, `${name} is not a variable the service reads`).toBeDefined();
+    const unset = check?.parse(undefined);
+    if (shown === null) {
+      expect(unset, `${name} has a default; the README says unset`).toBeUndefined();
+    } else {
+      expect(unset, `${name} has no default; the README says ${shown}`).toBeDefined();
+      // Read as the service reads it: BATCH_TIMEOUT's 120 (seconds) is 120000 ms.
+      expect(check?.parse(shown)).toEqual(unset);
+    }
   });
 });

@@ -38,10 +38,13 @@ describe('npm run demo', () => {
       err += chunk;
     });
 
-    await eventually(() => {
-      if (child.exitCode !== null) throw new Error(`the demo exited: ${out}\n${err}`);
-      return /admin token \(paste it into the dashboard\): \S+/.test(out);
-    }, 45_000);
+    await eventually(
+      () => {
+        if (child.exitCode !== null) throw new Error(`the demo exited: ${out}\n${err}`);
+        return /admin token \(paste it into the dashboard\): \S+/.test(out);
+      },
+      { timeout: 45_000 },
+    );
     const dashboard = /open the dashboard: (http:\/\/\S+)/.exec(out)?.[1] as string;
     const token = /admin token \(paste it into the dashboard\): (\S+)/.exec(out)?.[1] as string;
     expect(dashboard).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/dashboard$/);
@@ -62,15 +65,18 @@ describe('npm run demo', () => {
     ]);
 
     // Viewers come and the encoder keeps up: batches beyond the first complete.
-    await eventually(async () => {
-      const text = await fetch(`${base}/metrics`, { headers }).then((r) => r.text());
-      const metrics = parsePrometheus(text);
-      return (
-        metrics.sum('hbc_batches_completed_total') >= 4 &&
-        metrics.sum('hbc_batches_needed_total', { reason: 'APPROACHING_END' }) >= 1 &&
-        (metrics.value('hbc_clients') ?? 0) >= 1
-      );
-    }, 45_000);
+    await eventually(
+      async () => {
+        const text = await fetch(`${base}/metrics`, { headers }).then((r) => r.text());
+        const metrics = parsePrometheus(text);
+        return (
+          metrics.sum('hbc_batches_completed_total') >= 4 &&
+          metrics.sum('hbc_batches_needed_total', { reason: 'APPROACHING_END' }) >= 1 &&
+          (metrics.value('hbc_clients') ?? 0) >= 1
+        );
+      },
+      { timeout: 45_000 },
+    );
 
     // SIGTERM to the demo itself (npm exits 143 when it is the one signalled;
     // it passes the script's own exit code on otherwise).

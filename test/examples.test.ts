@@ -94,10 +94,13 @@ describe('the example encoder and players', () => {
     await Promise.all(['a', 'b', 'c'].map((id) => player('movie', `viewer-${id}`)));
 
     // Batches of 10 segments at ~7 segments a second: a few seconds make several.
-    await eventually(async () => {
-      const session = await view('movie');
-      return (session?.currentBatch?.batchNumber ?? 0) >= 3;
-    }, 30_000);
+    await eventually(
+      async () => {
+        const session = await view('movie');
+        return (session?.currentBatch?.batchNumber ?? 0) >= 3;
+      },
+      { timeout: 30_000 },
+    );
     const session = await view('movie');
     expect(session?.clientPositions.map((c) => c.sessionId)).toEqual([
       'viewer-a',
@@ -118,7 +121,7 @@ describe('the example encoder and players', () => {
         worker.stats.completed === worker.stats.claimed &&
         (await metric('hbc_batches_claimed_total')) === worker.stats.claimed &&
         (await metric('hbc_batches_completed_total')) === worker.stats.completed,
-      10_000,
+      { timeout: 10_000 },
     );
     expect(worker.stats.claimed).toBeGreaterThanOrEqual(4);
     expect((await view('movie'))?.currentBatch?.isComplete).toBe(true);
@@ -134,10 +137,9 @@ describe('the example encoder and players', () => {
       threshold: 3,
     });
     const viewer = await player('race', 'viewer-1');
-    await eventually(
-      async () => ((await view('race'))?.currentBatch?.batchNumber ?? 0) >= 3,
-      30_000,
-    );
+    await eventually(async () => ((await view('race'))?.currentBatch?.batchNumber ?? 0) >= 3, {
+      timeout: 30_000,
+    });
     await viewer.stop();
     // Every need was heard by both: one claimed it, the other was told CONFLICT.
     const claims = () => first.stats.claimed + second.stats.claimed;
@@ -147,7 +149,7 @@ describe('the example encoder and players', () => {
         conflicts() === claims() &&
         first.stats.completed + second.stats.completed === claims() &&
         (await metric('hbc_batches_claimed_total')) === claims(),
-      10_000,
+      { timeout: 10_000 },
     );
     expect(claims()).toBeGreaterThanOrEqual(4);
   });
@@ -193,7 +195,7 @@ describe('the example encoder and players', () => {
   it('the encoder reconnects after a restart of the server and takes up the needs of the new one', async () => {
     const worker = encoder();
     await createStreamSession(admin(), { id: 'before', videoSourcePath: '/media/before.mkv' });
-    await eventually(async () => worker.stats.completed === 1, 10_000);
+    await eventually(async () => worker.stats.completed === 1, { timeout: 10_000 });
 
     // The memory store restarts empty on the same port; the worker's socket is closed (1001).
     const port = Number(new URL(server.url).port);
@@ -202,7 +204,7 @@ describe('the example encoder and players', () => {
     await createStreamSession(admin(), { id: 'after', videoSourcePath: '/media/after.mkv' });
 
     // Counted by the worker once the server has answered its completeBatch.
-    await eventually(() => worker.stats.completed === 2, 20_000);
+    await eventually(() => worker.stats.completed === 2, { timeout: 20_000 });
     expect((await view('after'))?.currentBatch).toMatchObject({ batchNumber: 0, isComplete: true });
     expect(said.some((line) => line.includes('subscribing again'))).toBe(true);
   });

@@ -106,9 +106,17 @@ export function storeUnderTest(): Partial<Config> {
   if (process.env.TEST_STORE !== 'redis') return { store: 'memory' };
   return {
     store: 'redis',
-    redisUrl: process.env.REDIS_URL ?? defaultConfig.redisUrl,
+    redisUrl: testRedisUrl(),
     redisKeyPrefix: `hbc-test:${randomUUID()}:`,
   };
+}
+
+/**
+ * The Redis the Redis tests use: REDIS_URL, which the redis project's global
+ * setup points at a server of its own when none answers there.
+ */
+export function testRedisUrl(): string {
+  return process.env.REDIS_URL ?? defaultConfig.redisUrl;
 }
 
 /**
@@ -320,13 +328,39 @@ export function createDeferred<T = void>() {
   return { promise, resolve, reject };
 }
 
-/** Waits until `check` returns true, polling every few milliseconds. */
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
+/**
+ * Runs `assertion` until it passes, that is returns without throwing and
+ * returns something other than `false`; resolves with what it returned.
+ * Retries every few milliseconds; after `timeout` ms, rejects with the last
+ * failure. Tests wait with it for the condition they assert, never for a time.
+ */
+export async function eventually<T>(
+  assertion: () => T | Promise<T>,
+  { timeout = 5_000 }: { timeout?: number } = {},
+): Promise<Exclude<T, false>> {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    let failure: unknown;
+    try {
+      const result = await assertion();
+      if (result !== false) return result as Exclude<T, false>;
+      failure = new Error(`condition not met within ${timeout} ms`);
+    } catch (error) {
+      failure = error;
+    }
+    if (Date.now() >= deadline) throw failure;
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/**
+ * A fixed pause, never a way to wait for something to happen (that is
+ * `eventually`). Only to show that something does *not* happen where nothing
+ * observable marks the moment it would have, to pace a load as its clients
+ * would, or as a deadline; each caller says which.
+ */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export const Q = {

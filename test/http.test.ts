@@ -6,7 +6,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config.js';
 import { CSRF_HEADER } from '../src/server/protection.js';
-import { type GraphQLResponse, Q, startTestServer, type TestServer } from './fixtures.js';
+import {
+  eventually,
+  type GraphQLResponse,
+  Q,
+  startTestServer,
+  type TestServer,
+} from './fixtures.js';
 
 let server: TestServer;
 beforeAll(async () => {
@@ -444,8 +450,9 @@ describe('completeBatch', () => {
     const stored = (await session(id)).currentBatch;
     expect(stored).toMatchObject({ isComplete: true, generationEnded: done.generationEnded });
 
-    // Long enough for the clock to move past the first completion's millisecond.
-    await new Promise((r) => setTimeout(r, 20));
+    // Once the clock is past the first completion's millisecond, a second completion
+    // that set generationEnded again would show.
+    await eventually(() => Date.now() > Date.parse(done.generationEnded));
     const again = ok(await complete(id, 0)).completeBatch;
     expect(again).toEqual(done);
     expect((await session(id)).currentBatch).toEqual(stored);
@@ -560,7 +567,7 @@ describe('DateTime fields', () => {
   it('updatedAt moves with a change', async () => {
     const id = uid('updated');
     const created = await createOk({ id });
-    await new Promise((r) => setTimeout(r, 20));
+    await eventually(() => Date.now() > Date.parse(created.updatedAt));
     await updateOk(id, 'p', 1);
     const s = await session(id);
     expect(Date.parse(s.updatedAt)).toBeGreaterThan(Date.parse(created.updatedAt));
@@ -576,7 +583,8 @@ describe('a failed mutation changes nothing', () => {
     await updateOk(id, 'b', 2, 'Q1080P');
     ok(await claim(id, 0, 0, 9));
     const before = await session(id);
-    await new Promise((r) => setTimeout(r, 5));
+    // Past the last change's millisecond: a failure that touched a timestamp would show.
+    await eventually(() => Date.now() > Date.parse(before.updatedAt));
 
     const failures = [
       await claim(id, 1, 10, 19), // CONFLICT: generating

@@ -15,6 +15,7 @@ import {
   authOverrides,
   createDeferred,
   ENCODER_TOKEN,
+  eventually,
   type GraphQLResponse,
   Q,
   startTestServer,
@@ -29,7 +30,6 @@ const SUBSCRIPTION_CAP = 2;
 const bearer = (token: string) => `Bearer ${token}`;
 const asAdmin = { authorization: bearer(ADMIN_TOKEN) };
 const asEncoder = { authorization: bearer(ENCODER_TOKEN) };
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const codes = (response: GraphQLResponse | undefined) =>
   response?.errors?.map((e) => e.extensions?.code);
 
@@ -182,16 +182,6 @@ function subscribe(client: Client, query: string, variables?: Record<string, unk
     if ('result' in outcome) answers.push(JSON.stringify(outcome.result));
   });
   return { first, unsubscribe: () => unsubscribe() };
-}
-
-/** Retries `attempt` until it succeeds: a slot freed on the client is freed on the server a moment later. */
-async function eventually<T>(attempt: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 100; i++) {
-    const value = await attempt();
-    if (value !== undefined) return value;
-    await sleep(20);
-  }
-  throw new Error('never succeeded');
 }
 
 beforeAll(async () => {
@@ -531,10 +521,11 @@ describe(`WebSocket connections per token (cap ${CONNECTION_CAP})`, () => {
       });
 
       await first.client.dispose();
+      // A slot freed on the client is freed on the server a moment later: retry until then.
       const replacement = await eventually(async () => {
         const attempt = connect(server, bearer(ENCODER_TOKEN));
         opened.push(attempt);
-        return (await accepted(attempt)) === 'connected' ? attempt : undefined;
+        return (await accepted(attempt)) === 'connected' ? attempt : false;
       });
       expect(await subscribe(replacement.client, Q.sessions).first).toMatchObject({
         result: { data: { streamSessions: expect.any(Array) } },
@@ -594,7 +585,7 @@ describe(`subscriptions per token (cap ${SUBSCRIPTION_CAP})`, () => {
       const s3 = await eventually(async () => {
         const attempt = subscribe(b.client, needed);
         const outcome = await attempt.first;
-        return 'result' in outcome && outcome.result.data ? attempt : undefined;
+        return 'result' in outcome && outcome.result.data ? attempt : false;
       });
       expect(await s3.first).toEqual(firstNeed);
       const full = await subscribe(b.client, needed).first;
@@ -605,7 +596,7 @@ describe(`subscriptions per token (cap ${SUBSCRIPTION_CAP})`, () => {
       const s4 = await eventually(async () => {
         const attempt = subscribe(b.client, needed);
         const outcome = await attempt.first;
-        return 'result' in outcome && outcome.result.data ? attempt : undefined;
+        return 'result' in outcome && outcome.result.data ? attempt : false;
       });
       expect(await s4.first).toEqual(firstNeed);
       const fullAgain = await subscribe(b.client, needed).first;

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { serviceEnv } from './fixtures.js';
+import { eventually, serviceEnv } from './fixtures.js';
 import type { LogLine } from './log-capture.js';
 
 describe('the program', () => {
@@ -26,13 +26,13 @@ describe('the program', () => {
     });
     const exited = once(child, 'exit');
     try {
-      const deadline = Date.now() + 30_000;
-      while (!out.includes('listening on') || !err.includes('encoder token')) {
-        if (Date.now() > deadline || child.exitCode !== null) {
-          throw new Error(`no start: ${out}\n${err}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await eventually(
+        () => {
+          expect(child.exitCode, `exited before it started: ${out}\n${err}`).toBeNull();
+          return out.includes('listening on') && err.includes('encoder token');
+        },
+        { timeout: 30_000 },
+      );
     } finally {
       child.kill('SIGTERM');
     }

@@ -9,7 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { createClient } from 'graphql-ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createDeferred, type GraphQLResponse, Q, serviceEnv, sseSubscribe } from './fixtures.js';
+import {
+  createDeferred,
+  eventually,
+  type GraphQLResponse,
+  Q,
+  serviceEnv,
+  sseSubscribe,
+} from './fixtures.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
@@ -61,20 +68,17 @@ function run(env: Record<string, string>, signalOnListening?: NodeJS.Signals): R
 /** Starts the server on a free port and resolves with its GraphQL URL. */
 async function start(env: Record<string, string> = {}) {
   const running = run({ PORT: '0', HOST: '127.0.0.1', ...env });
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const match = running.stdout().match(/listening on (http:\/\/\S+)/);
-    if (match) {
-      const url = new URL(match[1]!);
-      return { ...running, url: url.href, baseUrl: url.origin };
-    }
-    if (running.child.exitCode !== null || Date.now() > deadline) {
+  const url = await eventually(
+    () => {
+      const match = running.stdout().match(/listening on (http:\/\/\S+)/);
+      if (match) return new URL(match[1]!);
       throw new Error(
         `the server did not start (exit ${running.child.exitCode}):\n${running.stdout()}\n${running.stderr()}`,
       );
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
+    },
+    { timeout: 15_000 },
+  );
+  return { ...running, url: url.href, baseUrl: url.origin };
 }
 
 async function post(url: string, query: string, variables?: Record<string, unknown>) {

@@ -11,9 +11,8 @@
  * - Redis dies and a new, empty one starts on the same port: the instance
  *   reconnects and serves new sessions, subscriptions included, without restart.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { type Client, createClient } from 'graphql-ws';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -25,11 +24,13 @@ import {
   eventually,
   type GraphQLResponse,
   Q,
+  sleep,
   sseSubscribe,
   wsRequest,
   wsSubscribe,
 } from './fixtures.js';
 import { captureLogs, LEVEL, type LogLine } from './log-capture.js';
+import { freePort, spawnRedisServer } from './private-redis.js';
 
 type Vars = Record<string, unknown>;
 type Result = GraphQLResponse<any>;
@@ -63,51 +64,11 @@ interface PrivateRedis {
 
 const redisChildren = new Set<ChildProcess>();
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Spawns redis-server in the foreground and resolves once it accepts connections. */
+/** Spawns redis-server on `port`, tracked so that afterEach can stop it. */
 async function spawnRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--daemonize',
-      'no',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = await spawnRedisServer(port);
   redisChildren.add(child);
   child.once('exit', () => redisChildren.delete(child));
-  let out = '';
-  child.stdout?.on('data', (chunk) => {
-    out += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    out += chunk;
-  });
-  const deadline = Date.now() + 10_000;
-  while (!out.includes('Ready to accept connections')) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`redis-server on port ${port} did not start:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
   return child;
 }
 
@@ -256,11 +217,14 @@ async function readyz(running: Running): Promise<{ status: number; ms: number }>
 /** Polls /readyz until it answers `status`; every answer must come within ANSWER_WITHIN_MS. */
 async function readyzBecomes(running: Running, status: number, timeoutMs = 15_000) {
   const seen: Array<{ status: number; ms: number }> = [];
-  await eventually(async () => {
-    const r = await readyz(running);
-    seen.push(r);
-    return r.status === status;
-  }, timeoutMs).catch(() => {
+  await eventually(
+    async () => {
+      const r = await readyz(running);
+      seen.push(r);
+      return r.status === status;
+    },
+    { timeout: timeoutMs },
+  ).catch(() => {
     throw new Error(`/readyz never answered ${status}: ${JSON.stringify(seen)}`);
   });
   for (const r of seen) expect(r.ms, '/readyz answer time (ms)').toBeLessThan(ANSWER_WITHIN_MS);
@@ -324,7 +288,8 @@ function steadyLoad(running: Running, sessions: readonly string[], count: number
       ) {
         player.lastAck = segment;
       }
-      await new Promise((r) => setTimeout(r, 10));
+      // Pacing: a player reports every few milliseconds, not flat out.
+      await sleep(10);
     }
   });
   return {
@@ -338,6 +303,26 @@ function steadyLoad(running: Running, sessions: readonly string[], count: number
       await Promise.all(loops);
     },
   };
+}
+
+/** Counts the sweeps of the app's sweeper: those reading the store now, and those that failed. */
+function watchSweeps(running: Running) {
+  const store = running.app.store;
+  const dueWork = store.dueWork.bind(store);
+  let inFlight = 0;
+  let failed = 0;
+  store.dueWork = (now, limit) => {
+    inFlight++;
+    return dueWork(now, limit)
+      .catch((error: unknown) => {
+        failed++;
+        throw error;
+      })
+      .finally(() => {
+        inFlight--;
+      });
+  };
+  return { inFlight: () => inFlight, failed: () => failed };
 }
 
 const needsOf = (sub: Collected<Result>): Need[] =>
@@ -354,7 +339,7 @@ const brief = (n: Need) => ({
 async function heard(sub: Collected<Result>, id: string, reason: string, timeoutMs = 5_000) {
   await eventually(
     () => needsOf(sub).some((n) => n.streamSession.id === id && n.reason === reason),
-    timeoutMs,
+    { timeout: timeoutMs },
   ).catch(() => {
     throw new Error(`never heard ${reason} of ${id}; heard ${JSON.stringify(needsOf(sub))}`);
   });
@@ -393,7 +378,7 @@ describe('Redis goes away and comes back', { timeout: 60_000 }, () => {
     for (const sub of [wsNeeds, sseNeeds]) await sub.waitFor(LOADS.length + 1);
 
     const load = steadyLoad(running, LOADS, LOADS.length);
-    await eventually(() => load.players.every((p) => (p.lastAck ?? 0) >= 3), 10_000);
+    await eventually(() => load.players.every((p) => (p.lastAck ?? 0) >= 3), { timeout: 10_000 });
 
     // Away.
     const PROBE_GRACE_MS = 1_000;
@@ -417,7 +402,7 @@ describe('Redis goes away and comes back', { timeout: 60_000 }, () => {
     // Every player has had at least one update refused while away.
     await eventually(
       () => load.players.every((p) => p.answers.some((a) => a.start > awayAt && a.body.errors)),
-      15_000,
+      { timeout: 15_000 },
     );
     // Still away: still not ready.
     expect((await readyz(running)).status).toBe(503);
@@ -426,7 +411,9 @@ describe('Redis goes away and comes back', { timeout: 60_000 }, () => {
     const backAt = performance.now();
     redis.resume();
     await readyzBecomes(running, 200);
-    await eventually(() => load.players.every((p) => load.successesAfter(backAt, p) >= 2), 15_000);
+    await eventually(() => load.players.every((p) => load.successesAfter(backAt, p) >= 2), {
+      timeout: 15_000,
+    });
     await load.stop();
 
     // Every failure came while Redis was away, fast, coded, and saying so.
@@ -542,9 +529,10 @@ describe('Redis goes away and comes back', { timeout: 60_000 }, () => {
     const running = await startApp(redis);
     await readyzBecomes(running, 200);
     await create(running, 'bye');
+    const sweeps = watchSweeps(running);
     redis.pause();
-    // The sweeper (every second) has a sweep waiting on Redis by now.
-    await new Promise((r) => setTimeout(r, 1_200));
+    // The sweeper (every second) has a sweep waiting on Redis.
+    await eventually(() => sweeps.inFlight() > 0, { timeout: 10_000 });
     const started = performance.now();
     const outcome = await running.app.stop().then(
       () => 'stopped',
@@ -614,25 +602,18 @@ describe('Redis goes away and comes back', { timeout: 60_000 }, () => {
     const redis = await startPrivateRedis();
     const running = await startApp(redis, { clientTimeout: 2_000 });
     await readyzBecomes(running, 200);
-    const store = running.app.store;
-    const dueWork = store.dueWork.bind(store);
-    let failedSweeps = 0;
-    store.dueWork = (now, limit) =>
-      dueWork(now, limit).catch((error: unknown) => {
-        failedSweeps++;
-        throw error;
-      });
+    const sweeps = watchSweeps(running);
     redis.pause();
-    await eventually(() => failedSweeps >= 1, 10_000);
+    await eventually(() => sweeps.failed() >= 1, { timeout: 10_000 });
     redis.resume();
     await readyzBecomes(running, 200);
-    // Let any sweep that was in flight settle.
-    await new Promise((r) => setTimeout(r, 500));
+    // No sweep in flight: every failure there was is in, and has had its chance to be logged.
+    await eventually(() => sweeps.inFlight() === 0, { timeout: 10_000 });
     const reported = running.errors.filter((line) => line.msg === 'sweep failed').length;
     expect(
       reported,
-      `sweeps that failed: ${failedSweeps}; "sweep failed" logged: ${reported}`,
-    ).toBe(failedSweeps);
+      `sweeps that failed: ${sweeps.failed()}; "sweep failed" logged: ${reported}`,
+    ).toBe(sweeps.failed());
   });
 
   it('killed and restarted empty on the same port: fast errors while it is gone, then new sessions and subscriptions work without a restart', async () => {
@@ -646,14 +627,14 @@ describe('Redis goes away and comes back', { timeout: 60_000 }, () => {
     for (const sub of [wsNeeds, sseNeeds]) await heard(sub, 'before', 'FIRST_BATCH');
 
     const load = steadyLoad(running, ['before'], 6);
-    await eventually(() => load.players.every((p) => (p.lastAck ?? 0) >= 3), 10_000);
+    await eventually(() => load.players.every((p) => (p.lastAck ?? 0) >= 3), { timeout: 10_000 });
 
     const goneAt = performance.now();
     await redis.kill();
     await readyzBecomes(running, 503);
     await eventually(
       () => load.players.every((p) => p.answers.some((a) => a.start > goneAt && a.body.errors)),
-      10_000,
+      { timeout: 10_000 },
     );
     const created = await post(running, Q.create, {
       input: { id: 'nope', videoSourcePath: '/n.mp4' },

@@ -52,10 +52,10 @@ describe('Redis events across a reconnection of the subscriber', () => {
     // Nobody was listening on the channel when it was published.
     expect(await redis.publish(`${prefix}events`, '"probe"')).toBe(0);
 
-    await eventually(() => ids().includes('during'), 10_000);
+    await eventually(() => ids().includes('during'), { timeout: 10_000 });
     // After the resync, live events flow again, and nothing came twice.
     await b.gql(Q.create, { input: { id: 'after', videoSourcePath: '/v/after.mp4' } });
-    await eventually(() => ids().includes('after'), 10_000);
+    await eventually(() => ids().includes('after'), { timeout: 10_000 });
     expect(ids()).toEqual(['before', 'during', 'after']);
     expect(needs.events.map((n) => n.data.batchNeeded.reason)).toEqual([
       'FIRST_BATCH',

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  eventually,
   Q,
   sseSubscribe,
   startTestServer,
@@ -19,7 +20,8 @@ describe('smoke', () => {
     const sse = sseSubscribe(server.url, Q.batchNeeded, { streamSessionId: 'smoke' });
     await sse.ready;
     const ws = wsSubscribe(server.wsClient(), Q.batchNeeded, { streamSessionId: 'smoke' });
-    await new Promise((r) => setTimeout(r, 200));
+    // Both listen before the session exists: they hear the need live, not replayed.
+    await eventually(() => server.app.coordinator.subscriptionCount === 2);
     const created = await server.gql(Q.create, {
       input: { id: 'smoke', videoSourcePath: '/a.mp4' },
     });

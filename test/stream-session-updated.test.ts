@@ -11,6 +11,7 @@ import { type CoordinatorEvent, LocalEventBus } from '../src/state/events.js';
 import { MemoryStore } from '../src/state/memory-store.js';
 import { Quality, type StreamSessionView } from '../src/state/model.js';
 import type { Timeouts } from '../src/state/store.js';
+import { eventually, sleep } from './fixtures.js';
 
 const INTERVAL = 100;
 const timeouts: Timeouts = { batchTimeout: 60_000, clientTimeout: 30_000, idleTimeout: 300_000 };
@@ -50,11 +51,11 @@ const batch = (streamSessionId: string, batchNumber: number, startSegment: numbe
   videoStartOffset: startSegment * 6,
 });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /**
- * Reads one subscription: `take(n)` waits for the next n states, `quiet(ms)`
- * collects what arrives within ms (one read stays pending across calls).
+ * Reads one subscription: `take(n)` waits for the next n states, `through`
+ * reads until the states so far show what the test waits for, `until(ms)`
+ * collects what arrives until none has for ms (one read stays pending
+ * across calls).
  */
 function reader(iterator: AsyncIterableIterator<StreamSessionView>) {
   let pending: Promise<IteratorResult<StreamSessionView>> | null = null;
@@ -68,6 +69,7 @@ function reader(iterator: AsyncIterableIterator<StreamSessionView>) {
       while (out.length < count) {
         const result = await Promise.race([
           next(),
+          // A deadline: fail rather than hang.
           sleep(timeoutMs).then(() => {
             throw new Error(`timed out after ${out.length} of ${count} states`);
           }),
@@ -78,7 +80,23 @@ function reader(iterator: AsyncIterableIterator<StreamSessionView>) {
       }
       return out;
     },
-    /** Every state that arrives until none has for `ms`, with when it arrived. */
+    /** Every state that arrives, with when, until those so far satisfy `done`. */
+    async through(
+      done: (views: StreamSessionView[]) => boolean,
+      timeoutMs = 2_000,
+    ): Promise<Array<{ view: StreamSessionView; at: number }>> {
+      const out: Array<{ view: StreamSessionView; at: number }> = [];
+      const deadline = performance.now() + timeoutMs;
+      while (!done(out.map((s) => s.view))) {
+        const [view] = await this.take(1, Math.max(1, deadline - performance.now()));
+        out.push({ view: view!, at: performance.now() });
+      }
+      return out;
+    },
+    /**
+     * Every state that arrives until none has for `ms`: to show that no
+     * (more) state comes, where nothing observable marks when one would.
+     */
     async until(ms: number): Promise<Array<{ view: StreamSessionView; at: number }>> {
       const out: Array<{ view: StreamSessionView; at: number }> = [];
       for (;;) {
@@ -149,7 +167,9 @@ describe('BatchCoordinator.streamSessionUpdated', () => {
       await coordinator.updateClientPosition(position('a', `p${i % 4}`, i));
     }
     const elapsed = performance.now() - started;
-    const states = await updates.until(INTERVAL * 3);
+    const final = (v: StreamSessionView | undefined) =>
+      v?.clientPositions.map((c) => c.segmentNumber).join() === '96,97,98,99';
+    const states = await updates.through((views) => final(views.at(-1)));
     // One at the first change, then at most one per interval while they go on, one after.
     expect(states.length).toBeGreaterThanOrEqual(1);
     expect(states.length).toBeLessThanOrEqual(2 + Math.ceil(elapsed / INTERVAL));
@@ -170,16 +190,26 @@ describe('BatchCoordinator.streamSessionUpdated', () => {
     await coordinator.createStreamSession({ id: 'calm', videoSourcePath: '/c.mp4' });
     const updates = reader(coordinator.streamSessionUpdated());
     await updates.take(2);
+    let made = 0;
     const work = (async () => {
       for (let i = 0; i < 300; i++) {
         await coordinator.updateClientPosition(position('busy', 'p', i));
+        made++;
+        // Pacing: the busy session's changes span a few turns of the event loop.
         if (i % 50 === 0) await sleep(5);
       }
     })();
-    await sleep(10);
+    // The calm session changes once, in the middle of the busy one's changes.
+    await eventually(() => made >= 100);
     await coordinator.updateClientPosition(position('calm', 'p', 42));
     await work;
-    const states = (await updates.until(INTERVAL * 3)).map((s) => s.view);
+    const states = (
+      await updates.through(
+        (views) =>
+          views.some((v) => v.id === 'calm') &&
+          views.some((v) => v.id === 'busy' && v.furthestSegment === 299),
+      )
+    ).map((s) => s.view);
     const calm = states.filter((v) => v.id === 'calm');
     expect(calm).toHaveLength(1);
     expect(calm[0]?.furthestSegment).toBe(42);
@@ -199,8 +229,15 @@ describe('BatchCoordinator.streamSessionUpdated', () => {
       await coordinator.updateClientPosition(position('a', 'p', i));
       await coordinator.updateClientPosition(position('b', 'p', 1_000 + i));
     }
+    // And nobody reads for two intervals more, while the trailing states are made.
     await sleep(INTERVAL * 2);
-    const states = (await updates.until(INTERVAL * 3)).map((s) => s.view);
+    const states = (
+      await updates.through(
+        (views) =>
+          views.some((v) => v.id === 'a' && v.furthestSegment === 499) &&
+          views.some((v) => v.id === 'b' && v.furthestSegment === 1_499),
+      )
+    ).map((s) => s.view);
     expect(states.length).toBeLessThanOrEqual(6);
     expect(states.filter((v) => v.id === 'a').at(-1)?.furthestSegment).toBe(499);
     expect(states.filter((v) => v.id === 'b').at(-1)?.furthestSegment).toBe(1_499);
@@ -256,7 +293,6 @@ describe('BatchCoordinator.streamSessionUpdated', () => {
     const [stalled] = await updates.take(1);
     expect(stalled?.currentBatchStalled).toBe(true);
     expect(stalled?.currentBatch).toMatchObject({ batchNumber: 0, isComplete: false });
-    await sleep(INTERVAL);
     await coordinator.setCurrentBatch(batch('a', 0, 0));
     expect((await updates.take(1))[0]?.currentBatchStalled).toBe(false);
     await updates.close();
@@ -274,16 +310,14 @@ describe('BatchCoordinator.streamSessionUpdated', () => {
     expect(events.listenerCount).toBe(listeners + 2);
     await coordinator.updateClientPosition(position('a', 'p', 1));
     await left.close();
-    await sleep(10);
-    expect(coordinator.subscriptionCount).toBe(1);
+    await eventually(() => coordinator.subscriptionCount === 1);
     const waiting = stays.next();
     await coordinator.close();
     // The change above may still be in the remaining subscriber's hands.
     let result = await waiting;
     if (!result.done) result = await stays.next();
     expect(result.done).toBe(true);
-    await sleep(10);
-    expect(coordinator.subscriptionCount).toBe(0);
+    await eventually(() => coordinator.subscriptionCount === 0);
     expect(events.listenerCount).toBe(listeners);
     expect(await coordinator.streamSessionUpdated().next()).toMatchObject({ done: true });
   });

@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import { batchNeededRules, brief, type NeedEvent, needOf } from './batch-needed-rules.js';
 import {
   createDeferred,
+  eventually,
   type GraphQLResponse,
   type Need,
   Q,
@@ -209,40 +210,31 @@ async function rawConnection() {
   const socket = new WebSocket(server.wsUrl, 'graphql-transport-ws');
   rawSockets.push(socket);
   const messages: Array<{ id?: string; type: string; payload?: any }> = [];
-  const waiters: Array<() => void> = [];
   socket.on('message', (data) => {
     messages.push(JSON.parse(String(data)));
-    for (const w of waiters.splice(0)) w();
   });
   const closed = createDeferred<number>();
   let closedWith: string | undefined;
   socket.on('close', (code, reason) => {
     closedWith = `${code} ${String(reason)}`;
     closed.resolve(code);
-    for (const w of waiters.splice(0)) w();
   });
   await new Promise<void>((resolve, reject) => {
     socket.once('open', () => resolve());
     socket.once('error', reject);
   });
   expect(socket.protocol).toBe('graphql-transport-ws');
-  const next = async (predicate: (m: (typeof messages)[number]) => boolean) => {
-    const deadline = Date.now() + 5_000;
-    for (;;) {
+  /** The first message `predicate` accepts, once it has come. */
+  const next = (predicate: (m: (typeof messages)[number]) => boolean) =>
+    eventually(() => {
       const found = messages.find(predicate);
       if (found) return found;
-      if (closedWith !== undefined) {
-        throw new Error(
-          `the server closed the socket (${closedWith}); got ${JSON.stringify(messages)}`,
-        );
-      }
-      if (Date.now() > deadline) throw new Error(`no such message in ${JSON.stringify(messages)}`);
-      await new Promise<void>((resolve) => {
-        waiters.push(resolve);
-        setTimeout(resolve, 50).unref();
-      });
-    }
-  };
+      throw new Error(
+        closedWith === undefined
+          ? `no such message in ${JSON.stringify(messages)}`
+          : `the server closed the socket (${closedWith}); got ${JSON.stringify(messages)}`,
+      );
+    });
   const send = (message: unknown) => socket.send(JSON.stringify(message));
   send({ type: 'connection_init' });
   await next((m) => m.type === 'connection_ack');

@@ -9,6 +9,7 @@ import { createClient } from 'graphql-ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { serveGraphQLWs } from '../src/server/ws-transport.js';
+import { eventually } from './fixtures.js';
 
 const schema = buildSchema('type Query { hello: String! }');
 const rootValue = { hello: () => 'world' };
@@ -94,14 +95,16 @@ describe('the WebSocket transport', () => {
     socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: '{ hello }' } }));
     const replies: string[] = [];
     socket.on('message', (data) => replies.push(String(data)));
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    // Only the next is queued (a 2-byte frame header and its JSON); the complete waits for it.
+    await eventually(() => serverSide!.bufferedAmount > full);
+    // Only the next is queued (a 2-byte frame header and its JSON); the complete waits for
+    // it. (Without the wait, the complete would follow in the same turn, so it would show.)
     const next = JSON.stringify({ id: '1', type: 'next', payload: { data: { hello: 'world' } } });
     expect(serverSide!.bufferedAmount - full).toBe(2 + Buffer.byteLength(next));
     tcp.uncork();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    // The next went out once the buffer drained, and then the complete.
-    expect(replies.slice(1).map((r) => JSON.parse(r).type)).toEqual(['next', 'complete']);
+    // The next goes out once the buffer drains, and then the complete.
+    await eventually(() =>
+      expect(replies.slice(1).map((r) => JSON.parse(r).type)).toEqual(['next', 'complete']),
+    );
     socket.close();
   });
 });

@@ -5,7 +5,7 @@ import {
   type Plugin,
 } from '@envelop/core';
 import { createGraphQLError, maskError as maskUnexpected } from 'graphql-yoga';
-import { DomainError } from '../state/errors.js';
+import { DomainError, ERROR_CODES } from '../state/errors.js';
 
 interface Located {
   nodes?: unknown;
@@ -39,17 +39,7 @@ export function maskError(error: unknown, message: string, isDev?: boolean): Err
 }
 
 /** The codes the contract promises, plus yoga's own for masked unexpected errors. */
-const CONTRACT_CODES = new Set([
-  'BAD_USER_INPUT',
-  'NOT_FOUND',
-  'CONFLICT',
-  'UNAUTHENTICATED',
-  'FORBIDDEN',
-  'RATE_LIMITED',
-  'GRAPHQL_PARSE_FAILED',
-  'GRAPHQL_VALIDATION_FAILED',
-  'INTERNAL_SERVER_ERROR',
-]);
+const CONTRACT_CODES: ReadonlySet<string> = new Set([...ERROR_CODES, 'INTERNAL_SERVER_ERROR']);
 
 interface WithExtensions extends Error {
   extensions?: { code?: unknown; http?: { status?: number } };

@@ -5,13 +5,29 @@ import { message } from './messages.js';
  * the GraphQL layer turns them into errors with `extensions.code` in one place.
  * Any other error is unexpected and stays masked.
  */
-export type DomainErrorCode =
-  | 'BAD_USER_INPUT'
-  | 'NOT_FOUND'
-  | 'CONFLICT'
-  | 'UNAUTHENTICATED'
-  | 'FORBIDDEN'
-  | 'RATE_LIMITED';
+
+/** The codes of the errors the domain throws on purpose. */
+export const DOMAIN_ERROR_CODES = [
+  'BAD_USER_INPUT',
+  'NOT_FOUND',
+  'CONFLICT',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'RATE_LIMITED',
+] as const;
+
+export type DomainErrorCode = (typeof DOMAIN_ERROR_CODES)[number];
+
+/**
+ * Every code the contract lets an error carry in `extensions.code`: the
+ * domain's, plus graphql-js' own for a request that does not parse or
+ * validate. (The server adds INTERNAL_SERVER_ERROR for what it masks.)
+ */
+export const ERROR_CODES = [
+  ...DOMAIN_ERROR_CODES,
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+] as const;
 
 export class DomainError extends Error {
   constructor(

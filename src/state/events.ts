@@ -14,8 +14,9 @@ export type Unsubscribe = () => void;
 
 /**
  * Where events travel from the change that caused them to every subscriber.
- * In one process that is a list of listeners; across instances it will be
- * Redis pub/sub, behind this same interface.
+ * In one process that is a list of listeners (LocalEventBus); across
+ * instances it is Redis pub/sub (RedisEventBus, in ./redis), behind this
+ * same interface.
  */
 export interface EventBus {
   /** Delivers to every listener, in publish order. */

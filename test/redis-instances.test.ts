@@ -1,7 +1,7 @@
 /**
  * Issue 5: several instances on one Redis. Real processes (`node --import tsx
- * src/main.ts` with STORE=redis), three at a time, on the Redis at
- * 127.0.0.1:6379 under a key prefix of this run's own.
+ * src/main.ts` with STORE=redis), three at a time, on the Redis under test
+ * (REDIS_URL) under a key prefix of this run's own.
  *
  * - 300 players send 10 updates each (3,000 mutations, HTTP keep-alive and
  *   graphql-ws, round-robin over the three instances) to four shared sessions;
@@ -10,7 +10,12 @@
  *   subscriber that comes later to the third instance gets the pending needs.
  * - setCurrentBatch claims raced over the three instances: one winner.
  * - With tiny timeouts, silent clients expire and idle sessions end exactly
- *   once, whichever instance sweeps, and every subscriber hears it once.
+ *   once, whichever instance sweeps, every subscriber hears it once, and the
+ *   instances' logs report each once.
+ * - SIGTERM with subscriptions open: every instance exits 0.
+ *
+ * Each test stands alone on its block's three instances, except that the
+ * SIGTERM test stops them and so comes last.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -28,12 +33,13 @@ import {
   Q,
   serviceEnv,
   sseSubscribe,
+  testRedisUrl,
   wsRequest,
   wsSubscribe,
 } from './fixtures.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-const REDIS_URL = 'redis://127.0.0.1:6379';
+const REDIS_URL = testRedisUrl();
 
 const ENDED = `subscription Ended($id: ID) {
   streamSessionEnded(streamSessionId: $id) { id reason }
@@ -88,27 +94,24 @@ async function startInstance(name: string, env: Record<string, string>): Promise
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
   // Process starts (tsx compiling on the way) are slow on a busy machine.
-  const deadline = Date.now() + 45_000;
-  for (;;) {
-    const match = out.match(/listening on (http:\/\/\S+)/);
-    if (match) {
-      const url = new URL(match[1] as string).href;
-      return {
-        name,
-        child,
-        url,
-        wsUrl: url.replace(/^http/, 'ws'),
-        agent: new http.Agent({ keepAlive: true, maxSockets: 128 }),
-        stdout: () => out,
-        stderr: () => err,
-        exited,
-      };
-    }
-    if (child.exitCode !== null || Date.now() > deadline) {
+  const url = await eventually(
+    () => {
+      const match = out.match(/listening on (http:\/\/\S+)/);
+      if (match) return new URL(match[1] as string).href;
       throw new Error(`${name} did not start (exit ${child.exitCode}):\n${out}\n${err}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
+    },
+    { timeout: 45_000 },
+  );
+  return {
+    name,
+    child,
+    url,
+    wsUrl: url.replace(/^http/, 'ws'),
+    agent: new http.Agent({ keepAlive: true, maxSockets: 128 }),
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+  };
 }
 
 /** Three instances on one Redis and one fresh key prefix. */
@@ -234,9 +237,52 @@ async function waitUntil<T>(
   what: string,
   timeoutMs = 15_000,
 ) {
-  await eventually(() => read(sub).some(match), timeoutMs).catch(() => {
+  await eventually(() => read(sub).some(match), { timeout: timeoutMs }).catch(() => {
     throw new Error(`never heard ${what}; heard: ${JSON.stringify(read(sub))}`);
   });
+}
+
+/**
+ * Creates and ends throwaway sessions until every subscriber in `endings`
+ * has heard the ending of one, and every one in `needs` its need:
+ * streamSessionEnded replays nothing, so this is how a test knows that all
+ * its subscribers listen before it goes on.
+ */
+async function untilListening(
+  cluster: Cluster,
+  run: string,
+  endings: Array<Collected<Result>>,
+  needs: Array<Collected<Result>> = [],
+) {
+  const [a, , c] = cluster.instances as [Instance, Instance, Instance];
+  const warm = `warm-${run}-`;
+  const heardByAll = () =>
+    endings.every((sub) => endingsOf(sub).some((e) => e.id.startsWith(warm))) &&
+    needs.every((sub) => needsOf(sub).some((n) => n.streamSession.id.startsWith(warm)));
+  let round = 0;
+  await eventually(
+    async () => {
+      const id = `${warm}${++round}`;
+      await ok(c, Q.create, { input: { id, videoSourcePath: '/v/warm.mp4' } });
+      expect((await ok(a, Q.end, { id })).endStreamSession).toBe(true);
+      // Those that listen hear it within a moment; for the others, another round.
+      await eventually(heardByAll, { timeout: 1_000 });
+    },
+    { timeout: 20_000 },
+  );
+}
+
+/**
+ * SIGTERM with subscriptions open on every instance, over both transports
+ * (the server completes them); each instance must exit 0.
+ */
+async function expectCleanExitsWhileSubscribed(cluster: Cluster) {
+  const endings = cluster.instances.flatMap((instance) => [
+    track(wsSubscribe<Result>(wsClient(instance), ENDED)),
+    track(sseSubscribe<Result>(instance.url, ENDED)),
+  ]);
+  await untilListening(cluster, randomUUID().slice(0, 8), endings);
+  await expectCleanExits(cluster);
 }
 
 /** The shape of a need as the assertions compare it. */
@@ -571,8 +617,9 @@ describe('three instances on one Redis', { timeout: 90_000 }, () => {
     }
   });
 
-  it('every instance exits 0 on SIGTERM, with its subscriptions open', async () => {
-    await expectCleanExits(cluster);
+  // Last in its block: it stops the instances.
+  it('every instance exits 0 on SIGTERM, with subscriptions open on each', async () => {
+    await expectCleanExitsWhileSubscribed(cluster);
   });
 });
 
@@ -581,10 +628,6 @@ describe('sweeping with three instances running', { timeout: 90_000 }, () => {
   /** Silent players per session besides the two that move the need. */
   const EXTRA = 20;
   let cluster: Cluster;
-  /** The sweep reports logged before the sessions under test existed. */
-  let sweptBefore:
-    | { clientsExpired: number; batchesStalled: number; sessionsEnded: number }
-    | undefined;
 
   beforeAll(async () => {
     cluster = await startCluster('s', {
@@ -615,7 +658,7 @@ describe('sweeping with three instances running', { timeout: 90_000 }, () => {
     return { total, by };
   };
 
-  it('silent clients expire exactly once and each idle session ends exactly once, heard once on every subscriber', async () => {
+  it('silent clients expire exactly once and each idle session ends exactly once, heard once on every subscriber and logged once', async () => {
     const [a, b, c] = cluster.instances as [Instance, Instance, Instance];
     const run = randomUUID().slice(0, 8);
     const ids = Array.from({ length: SESSIONS }, (_, s) => `idle-${run}-${s}`);
@@ -629,20 +672,9 @@ describe('sweeping with three instances running', { timeout: 90_000 }, () => {
       track(sseSubscribe<Result>(b.url, ENDED)),
       track(sseSubscribe<Result>(c.url, ENDED)),
     ];
-    // streamSessionEnded replays nothing: create and end throwaway sessions until every
-    // subscriber has heard one, so all of them listen before the sessions under test exist.
-    let warmed = 0;
-    await eventually(async () => {
-      const warm = `warm-${run}-${++warmed}`;
-      await ok(c, Q.create, { input: { id: warm, videoSourcePath: '/v/warm.mp4' } });
-      expect((await ok(a, Q.end, { id: warm })).endStreamSession).toBe(true);
-      await new Promise((r) => setTimeout(r, 100));
-      return (
-        endings.every((sub) => endingsOf(sub).some((e) => e.id.startsWith('warm-'))) &&
-        needs.every((sub) => needsOf(sub).some((n) => n.streamSession.id.startsWith('warm-')))
-      );
-    }, 20_000);
-    sweptBefore = swept().total;
+    // All of them listen before the sessions under test exist.
+    await untilListening(cluster, run, endings, needs);
+    const sweptBefore = swept().total;
     const heardBefore = endings.map((sub) => sub.events.length);
     const needsBefore = needs.map((sub) => sub.events.length);
 
@@ -692,10 +724,9 @@ describe('sweeping with three instances running', { timeout: 90_000 }, () => {
 
     // Every session ends (IDLE), heard on every subscriber.
     for (const sub of endings) {
-      await eventually(
-        () => ids.every((id) => endingsOf(sub).some((e) => e.id === id)),
-        20_000,
-      ).catch(() => {
+      await eventually(() => ids.every((id) => endingsOf(sub).some((e) => e.id === id)), {
+        timeout: 20_000,
+      }).catch(() => {
         throw new Error(`not every session ended: ${JSON.stringify(endingsOf(sub))}`);
       });
     }
@@ -743,20 +774,18 @@ describe('sweeping with three instances running', { timeout: 90_000 }, () => {
       }
       expect(heard).toHaveLength(ids.length * 3 + 1);
     }
-  });
 
-  it("the instances' sweep logs add up to that work: each expiry and ending reported once", async () => {
-    // Each instance logs a line per thing its sweeps did ({"event":"clientExpired",...}); over
-    // the three, the lines must add up to what was done: EXTRA + 2 clients and 1 ending per session.
-    expect(sweptBefore, 'the test above ran').toBeDefined();
-    const before = sweptBefore as ReturnType<typeof swept>['total'];
-    await eventually(() => swept().total.sessionsEnded - before.sessionsEnded >= SESSIONS, 5_000);
+    // Each instance logs a line per thing its sweeps did ({"event":"clientExpired",...});
+    // over the three, the lines add up to that work: EXTRA + 2 clients and 1 ending a session.
+    await eventually(() => swept().total.sessionsEnded - sweptBefore.sessionsEnded >= SESSIONS, {
+      timeout: 5_000,
+    });
     const after = swept();
     expect(
       {
-        clientsExpired: after.total.clientsExpired - before.clientsExpired,
-        sessionsEnded: after.total.sessionsEnded - before.sessionsEnded,
-        batchesStalled: after.total.batchesStalled - before.batchesStalled,
+        clientsExpired: after.total.clientsExpired - sweptBefore.clientsExpired,
+        sessionsEnded: after.total.sessionsEnded - sweptBefore.sessionsEnded,
+        batchesStalled: after.total.batchesStalled - sweptBefore.batchesStalled,
       },
       `sweep events logged per instance: ${JSON.stringify(after.by)}\n${cluster.instances.map((i) => i.stdout()).join('\n')}`,
     ).toEqual({
@@ -766,7 +795,8 @@ describe('sweeping with three instances running', { timeout: 90_000 }, () => {
     });
   });
 
-  it('every instance exits 0 on SIGTERM, with its subscriptions open', async () => {
-    await expectCleanExits(cluster);
+  // Last in its block: it stops the instances.
+  it('every instance exits 0 on SIGTERM, with subscriptions open on each', async () => {
+    await expectCleanExitsWhileSubscribed(cluster);
   });
 });
