@@ -7,11 +7,19 @@
  * `git archive <commit> src | tar -x -C /tmp/base`). Prints each
  * window's req per server CPU-second and, per variant, the median (min–max)
  * of its per-round ratio to the first variant.
+ *
+ * Ours runs in the default configuration, with the benchmark's loads of it
+ * (players with their own tokens; over WebSocket one connection per player),
+ * an encoder worker beside it, and no refused update allowed;
+ * `BENCH_AUTH=off` in a variant runs the configuration earlier levers were
+ * measured in.
  */
 
+import { assertNoRefusals, type Ours, positionOutcomes, startOurs } from './lib/ours.js';
 import { BENCH_DIR, type Child, pinSelf, startChild } from './lib/processes.js';
 import { settings } from './lib/settings.js';
 import { spread } from './lib/stats.js';
+import { type Encoder, startEncoder } from './load/encoder.js';
 import { Counter, runHttp } from './load/http.js';
 import { runWs } from './load/ws.js';
 
@@ -36,10 +44,18 @@ const servers: Array<{
   wsUrl: string;
   counter: Counter;
   perCpu: number[];
+  ours?: Ours;
 }> = [];
+const encoders: Encoder[] = [];
 for (const spec of variants) {
   // SERVER=floor (or limit, peer) in a variant serves that target instead of ours.
   const { SERVER = 'ours', ...env } = envOf(spec);
+  if (SERVER === 'ours') {
+    const ours = await startOurs(env);
+    encoders.push(startEncoder(ours.wsUrl, ours.encoderToken));
+    servers.push({ spec, ...ours, ours, counter: new Counter(), perCpu: [] });
+    continue;
+  }
   const { child, ready } = await startChild(`${BENCH_DIR}servers/${SERVER}.ts`, {
     core: 0,
     env,
@@ -65,22 +81,33 @@ for (let round = 0; round < settings.rounds; round++) {
       after = await s.child.ask<number>({ type: 'cpu' });
     };
     let run: { requests: number; rps: number; errorReplies: number };
+    const tokens = s.ours?.tokens;
+    const outcomesBefore = s.ours && (await positionOutcomes(s.ours));
     if (overHttp) {
       const warm = await runHttp(s.url, s.counter, {
         seconds: settings.warmup,
         checkReplies: true,
+        tokens,
       });
       await onMeasureStart();
-      run = { ...(await runHttp(s.url, s.counter, { seconds: settings.seconds })) };
+      run = { ...(await runHttp(s.url, s.counter, { seconds: settings.seconds, tokens })) };
       await onMeasureEnd();
       run.errorReplies = warm.errorReplies;
     } else {
       run = await runWs(s.wsUrl, s.counter, {
         warmup: settings.warmup,
         seconds: settings.seconds,
+        players: tokens && { tokens, count: settings.wsPlayers, perSecond: settings.playerRate },
         onMeasureStart,
         onMeasureEnd,
       });
+    }
+    if (s.ours && outcomesBefore) {
+      assertNoRefusals(
+        outcomesBefore,
+        await positionOutcomes(s.ours),
+        `round ${round + 1} [${s.spec}]`,
+      );
     }
     s.perCpu.push(run.requests / ((after - before) / 1e6));
     console.log(
@@ -96,4 +123,5 @@ for (const s of servers) {
     `[${s.spec}] per CPU-s ${Math.round(f.median)} (${Math.round(f.min)}–${Math.round(f.max)}); ×${r.median.toFixed(2)} (${r.min.toFixed(2)}–${r.max.toFixed(2)}) of [${base.spec}]`,
   );
 }
+await Promise.all(encoders.map((e) => e.stop()));
 await Promise.all(servers.map((s) => s.child.stop()));
