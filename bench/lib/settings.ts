@@ -30,7 +30,8 @@ export const settings = {
   /**
    * Player connections of the WebSocket load in the default configuration:
    * a player token authenticates one connection, so each simulated player
-   * has its own (1 operation in flight each, at most `playerRate` a second).
+   * has its own; the load's `connections` × `wsInFlight` operations in
+   * flight go to them in turn, at most `playerRate` a second each.
    */
   wsPlayers: int('BENCH_WS_PLAYERS', 4_000),
   /**

@@ -7,9 +7,15 @@
  *   operations in flight, for clients n mod C of the layout.
  * - Players (the default configuration): a player token authenticates one
  *   connection, so each simulated player has its own, authenticated with its
- *   token at connection_init, updates only its own position, keeps one
- *   update in flight and sends the next no sooner than 1/rate s after the
- *   previous one: under the per-player rate limit whatever the server's speed.
+ *   token at connection_init, and updates only its own position. The load
+ *   keeps N × K operations in flight in all, as the shared layout does, and
+ *   hands each next one to the next player in turn (round-robin over P
+ *   players, skipping one with an update still in flight); a player sends no
+ *   sooner than 1/rate s after its previous update, so it stays under the
+ *   per-player rate limit whatever the server's speed (past P × rate a
+ *   second the load waits). Thousands of players all in flight at once
+ *   would queue thousands of operations in the server: its event loop then
+ *   answers the benchmark's CPU readings late, and the per-CPU figures skew.
  */
 import WebSocket from 'ws';
 import { UPDATE, updateInput } from '../lib/operation.js';
@@ -144,30 +150,43 @@ export async function runWs(
   },
 ): Promise<WsRun> {
   const players = options.players;
-  const connectionCount = players?.count ?? options.connections ?? settings.connections;
-  const inFlight = players ? 1 : (options.inFlight ?? settings.wsInFlight);
-  // A player's updates are at least this far apart, from send to send.
-  const interval = players ? 1000 / players.perSecond : 0;
+  const shared = options.connections ?? settings.connections;
+  const inFlight = options.inFlight ?? settings.wsInFlight;
+  const connectionCount = players?.count ?? shared;
   const connections = await openAll(url, connectionCount, players?.tokens);
   let running = true;
   let completed = 0;
   let errorReplies = 0;
   let outstanding = 0;
   let drained: (() => void) | null = null;
+  // Players: when each last sent, whether it has an update in flight, whose turn is next.
+  const interval = players ? 1000 / players.perSecond : 0;
+  const lastSent = new Float64Array(connectionCount).fill(Number.NEGATIVE_INFINITY);
+  const busy = new Uint8Array(connectionCount);
+  let turn = 0;
+  const sendOn = (client: number) => {
+    if (!running) return;
+    outstanding++;
+    lastSent[client] = performance.now();
+    const connection = connections[client]!;
+    connection.socket.send(
+      subscribeMessage(connection, counter.next(), players ? client : undefined),
+    );
+  };
+  /** The next operation: on the next free player in turn, once its interval has passed. */
+  const sendNext = () => {
+    for (let tries = 0; tries < connectionCount; tries++) {
+      const client = turn;
+      turn = (turn + 1) % connectionCount;
+      if (busy[client]) continue;
+      busy[client] = 1;
+      const wait = lastSent[client]! + interval - performance.now();
+      if (wait <= 0) sendOn(client);
+      else setTimeout(() => sendOn(client), wait);
+      return;
+    }
+  };
   for (const [client, connection] of connections.entries()) {
-    let lastSent = 0;
-    const sendNow = () => {
-      outstanding++;
-      lastSent = performance.now();
-      connection.socket.send(
-        subscribeMessage(connection, counter.next(), players ? client : undefined),
-      );
-    };
-    const send = () => {
-      const wait = lastSent + interval - performance.now();
-      if (wait <= 0) sendNow();
-      else setTimeout(() => (running ? sendNow() : undefined), wait);
-    };
     connection.socket.on('message', (data) => {
       // `next` carries the result; `complete` (or `error`) ends the operation.
       const { type, payload } = JSON.parse(String(data));
@@ -179,12 +198,23 @@ export async function runWs(
       else if (type !== 'complete') return;
       else completed++;
       outstanding--;
-      if (running) send();
+      if (!players) {
+        if (running) sendOn(client);
+        else if (outstanding === 0) drained?.();
+        return;
+      }
+      busy[client] = 0;
+      if (running) sendNext();
       else if (outstanding === 0) drained?.();
     });
-    // Players start spread over one interval, not all in the same millisecond.
-    if (players) setTimeout(() => running && sendNow(), (interval * client) / connectionCount);
-    else for (let i = 0; i < inFlight; i++) sendNow();
+  }
+  // The shared layout's N × K operations in flight in all, over the players too.
+  if (players) {
+    for (let i = 0; i < shared * inFlight; i++) sendNext();
+  } else {
+    for (let client = 0; client < connectionCount; client++) {
+      for (let i = 0; i < inFlight; i++) sendOn(client);
+    }
   }
   await sleep(options.warmup * 1000);
   await options.onMeasureStart?.();
