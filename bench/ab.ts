@@ -10,11 +10,13 @@
  *
  * Ours runs in the default configuration, with the benchmark's loads of it
  * (players with their own tokens; over WebSocket one connection per player),
- * an encoder worker beside it, and no refused update allowed;
+ * an encoder worker beside it, each server primed once before round 1, and
+ * no refused update allowed;
  * `BENCH_AUTH=off` in a variant runs the configuration earlier levers were
  * measured in.
  */
 
+import { loadavg } from 'node:os';
 import { assertNoRefusals, type Ours, positionOutcomes, startOurs } from './lib/ours.js';
 import { BENCH_DIR, type Child, pinSelf, startChild } from './lib/processes.js';
 import { settings } from './lib/settings.js';
@@ -69,6 +71,30 @@ for (const spec of variants) {
     perCpu: [] as number[],
   });
 }
+const playersOf = (ours: Ours | undefined) =>
+  ours?.tokens && {
+    tokens: ours.tokens,
+    count: settings.wsPlayers,
+    perSecond: settings.playerRate,
+  };
+// Each server loaded once, unmeasured, before round 1 (as throughput.ts does):
+// otherwise the first window of round 1 runs code V8 has not optimised yet.
+for (const s of servers) {
+  if (settings.prime === 0) break;
+  const before = s.ours && (await positionOutcomes(s.ours));
+  if (overHttp)
+    await runHttp(s.url, s.counter, { seconds: settings.prime, tokens: s.ours?.tokens });
+  else {
+    await runWs(s.wsUrl, s.counter, {
+      warmup: 0,
+      seconds: settings.prime,
+      players: playersOf(s.ours),
+    });
+  }
+  if (s.ours && before) {
+    assertNoRefusals(before, await positionOutcomes(s.ours), `priming [${s.spec}]`);
+  }
+}
 for (let round = 0; round < settings.rounds; round++) {
   const order = servers.map((_, i) => servers[(i + round) % servers.length]!);
   for (const s of order) {
@@ -97,7 +123,7 @@ for (let round = 0; round < settings.rounds; round++) {
       run = await runWs(s.wsUrl, s.counter, {
         warmup: settings.warmup,
         seconds: settings.seconds,
-        players: tokens && { tokens, count: settings.wsPlayers, perSecond: settings.playerRate },
+        players: playersOf(s.ours),
         onMeasureStart,
         onMeasureEnd,
       });
@@ -111,7 +137,7 @@ for (let round = 0; round < settings.rounds; round++) {
     }
     s.perCpu.push(run.requests / ((after - before) / 1e6));
     console.log(
-      `round ${round + 1} [${s.spec}] ${Math.round(run.rps)} req/s, ${Math.round(s.perCpu.at(-1)!)} per CPU-s${run.errorReplies ? `, ${run.errorReplies} error replies` : ''}`,
+      `round ${round + 1} [${s.spec}] ${Math.round(run.rps)} req/s, ${Math.round(s.perCpu.at(-1)!)} per CPU-s, load average ${loadavg()[0]!.toFixed(1)}${run.errorReplies ? `, ${run.errorReplies} error replies` : ''}`,
     );
   }
 }
