@@ -14,6 +14,13 @@
  * - server-side: from the instant the store decided the need (noted inside
  *   the server process, see servers/ours.ts) to each receipt, on the epoch
  *   clock both processes share (performance.timeOrigin + now()).
+ *
+ * In the default configuration, as the rest: the session is created with the
+ * admin token, batches claimed and completed with the encoder token, the
+ * subscribers subscribe with the encoder token (100 subscriptions on one
+ * token: the per-token WebSocket caps are raised for this server), and the
+ * threshold-crossing update is sent by one of VIEWERS players with their own
+ * tokens in turn, so that no player nears the per-player rate limit.
  */
 import http from 'node:http';
 import { setPriority } from 'node:os';
@@ -21,10 +28,12 @@ import { performance } from 'node:perf_hooks';
 import { createParser } from 'eventsource-parser';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { assertNoRefusals, type Ours, positionOutcomes, startOurs } from './lib/ours.js';
 import { BENCH_DIR, type Child, startChild } from './lib/processes.js';
 import { settings } from './lib/settings.js';
 import { LatencyHistogram } from './lib/stats.js';
 import { type Encoder, startEncoder } from './load/encoder.js';
+import { mintPlayerTokens } from './load/tokens.js';
 
 export const SUBSCRIBER_COUNTS = [1, 10, 100] as const;
 export const TRANSPORTS = ['ws', 'sse'] as const;
@@ -39,12 +48,22 @@ const NEEDED = `subscription($id: ID) { batchNeeded(streamSessionId: $id) {
 
 const BATCH = 20;
 const THRESHOLD = 5;
+/**
+ * Players taking turns at the threshold-crossing update: a sample takes 2 ms
+ * at the very least, so each player sends at most 5 a second (the limit is 10).
+ */
+const VIEWERS = 100;
 const epochNow = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
 
-function post(url: string, query: string, variables: Record<string, unknown>): Promise<any> {
+function post(
+  url: string,
+  query: string,
+  variables: Record<string, unknown>,
+  authorization?: string,
+): Promise<any> {
   const body = JSON.stringify({ query, variables });
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -56,6 +75,7 @@ function post(url: string, query: string, variables: Record<string, unknown>): P
           'content-type': 'application/json',
           accept: 'application/json',
           'content-length': Buffer.byteLength(body),
+          ...(authorization === undefined ? {} : { authorization }),
         },
       },
       (res) => {
@@ -106,8 +126,18 @@ interface Subscriber {
   close(): void;
 }
 
-function wsSubscriber(wsUrl: string, id: string, arrivals: Arrivals): Subscriber {
-  const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0 });
+function wsSubscriber(
+  wsUrl: string,
+  id: string,
+  arrivals: Arrivals,
+  authorization: string | undefined,
+): Subscriber {
+  const client = createClient({
+    url: wsUrl,
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    connectionParams: authorization === undefined ? {} : { authorization },
+  });
   client.subscribe<any>(
     { query: NEEDED, variables: { id } },
     {
@@ -122,7 +152,12 @@ function wsSubscriber(wsUrl: string, id: string, arrivals: Arrivals): Subscriber
   return { close: () => void client.dispose() };
 }
 
-function sseSubscriber(url: string, id: string, arrivals: Arrivals): Subscriber {
+function sseSubscriber(
+  url: string,
+  id: string,
+  arrivals: Arrivals,
+  authorization: string | undefined,
+): Subscriber {
   const body = JSON.stringify({ query: NEEDED, variables: { id } });
   const parser = createParser({
     onEvent: (event) => {
@@ -139,6 +174,7 @@ function sseSubscriber(url: string, id: string, arrivals: Arrivals): Subscriber 
       'content-type': 'application/json',
       accept: 'text/event-stream',
       'content-length': Buffer.byteLength(body),
+      ...(authorization === undefined ? {} : { authorization }),
     },
   });
   req.on('response', (res) => {
@@ -161,21 +197,45 @@ export interface LatencyFigures {
 }
 
 async function measure(
-  server: { url: string; wsUrl: string; child: Child },
+  server: Ours,
   transport: 'ws' | 'sse',
   count: number,
   log: (line: string) => void,
 ): Promise<LatencyFigures> {
   const id = `lat-${transport}-${count}`;
-  await post(server.url, CREATE, {
-    input: { id, videoSourcePath: `/media/${id}.mkv`, batchSize: BATCH, threshold: THRESHOLD },
-  });
+  const bearer = (token: string | undefined) => token && `Bearer ${token}`;
+  const admin = bearer(server.adminToken);
+  const encoder = bearer(server.encoderToken);
+  await post(
+    server.url,
+    CREATE,
+    { input: { id, videoSourcePath: `/media/${id}.mkv`, batchSize: BATCH, threshold: THRESHOLD } },
+    admin,
+  );
+  const viewers = Array.from({ length: VIEWERS }, (_, v) => ({
+    streamSessionId: id,
+    sessionId: `viewer-${v}`,
+  }));
+  const viewerTokens =
+    server.auth === 'on'
+      ? await mintPlayerTokens(server.wsUrl, server.adminToken!, viewers)
+      : viewers.map(() => undefined);
+  // Every viewer joins at segment 0 first (far from batch 0's threshold), so
+  // that each sample's update moves a client rather than adds one.
+  for (const [v, viewer] of viewers.entries()) {
+    await post(
+      server.url,
+      UPDATE,
+      { input: { ...viewer, segmentNumber: 0, quality: 'Q720P' } },
+      viewerTokens[v],
+    );
+  }
   const arrivals = new Arrivals();
   const first = arrivals.expect(0, count, 30_000);
   const subscribers = Array.from({ length: count }, () =>
     transport === 'ws'
-      ? wsSubscriber(server.wsUrl, id, arrivals)
-      : sseSubscriber(server.url, id, arrivals),
+      ? wsSubscriber(server.wsUrl, id, arrivals, encoder)
+      : sseSubscriber(server.url, id, arrivals, encoder),
   );
   if ((await first) === null) throw new Error(`${id}: not every subscriber heard FIRST_BATCH`);
 
@@ -186,29 +246,38 @@ async function measure(
   let lost = 0;
   for (let i = 0; i < warmup + settings.latencySamples; i++) {
     const start = i * BATCH;
-    await post(server.url, CLAIM, {
-      input: {
-        streamSessionId: id,
-        batchNumber: i,
-        startSegment: start,
-        endSegment: start + BATCH - 1,
-        videoSourcePath: `/media/${id}.mkv`,
-        videoStartOffset: start * 6,
+    await post(
+      server.url,
+      CLAIM,
+      {
+        input: {
+          streamSessionId: id,
+          batchNumber: i,
+          startSegment: start,
+          endSegment: start + BATCH - 1,
+          videoSourcePath: `/media/${id}.mkv`,
+          videoStartOffset: start * 6,
+        },
       },
-    });
-    await post(server.url, COMPLETE, { id, n: i });
+      encoder,
+    );
+    await post(server.url, COMPLETE, { id, n: i }, encoder);
     // A few milliseconds apart, so samples do not fall into step with the background.
     await sleep(1 + Math.random() * 4);
     const arrived = arrivals.expect(i + 1, count, 5_000);
     const sent = epochNow();
-    const updated = post(server.url, UPDATE, {
-      input: {
-        streamSessionId: id,
-        sessionId: 'viewer',
-        segmentNumber: start + BATCH - 1 - (THRESHOLD - 1),
-        quality: 'Q720P',
+    const updated = post(
+      server.url,
+      UPDATE,
+      {
+        input: {
+          ...viewers[i % VIEWERS]!,
+          segmentNumber: start + BATCH - 1 - (THRESHOLD - 1),
+          quality: 'Q720P',
+        },
       },
-    });
+      viewerTokens[i % VIEWERS],
+    );
     const times = await arrived;
     await updated;
     if (i < warmup) continue;
@@ -252,15 +321,13 @@ export async function runLatency(
   backgroundRate: number,
   log: (line: string) => void,
 ): Promise<LatencyResult> {
-  const { child, ready } = await startChild(`${BENCH_DIR}servers/ours.ts`, {
-    core: 0,
-    env: { BENCH_MARK_NEEDS: '1' },
-  });
-  const server = { child, url: ready.url as string, wsUrl: ready.wsUrl as string };
+  const server = await startOurs({ BENCH_MARK_NEEDS: '1', BENCH_RAISE_WS_CAPS: '1' });
+  const child = server.child;
+  const outcomesBefore = await positionOutcomes(server);
   let encoder: Encoder | null = null;
   let background: Child | null = null;
   try {
-    encoder = startEncoder(server.wsUrl);
+    encoder = startEncoder(server.wsUrl, server.encoderToken);
     if (backgroundRate > 0) {
       ({ child: background } = await startChild(`${BENCH_DIR}load/background.ts`, {
         core: 1,
@@ -270,6 +337,7 @@ export async function runLatency(
       // arrival: at the lowest priority, it cannot hold the core while an arrival
       // waits to be read (the scheduler's time slice is milliseconds long).
       if (background.process.pid !== undefined) setPriority(background.process.pid, 19);
+      await background.ask({ type: 'start', tokens: server.tokens });
       log(`background load: ${Math.round(backgroundRate)} updates/s (nice 19)`);
       await sleep(1_000);
     }
@@ -283,6 +351,7 @@ export async function runLatency(
       ? await background.ask<LatencyResult['background']>({ type: 'stop' })
       : null;
     if (bg) log(`background load achieved ${Math.round(bg.achievedRate)} updates/s`);
+    assertNoRefusals(outcomesBefore, await positionOutcomes(server), 'latency phase');
     return { background: bg, figures };
   } finally {
     await background?.stop();

@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/profile.ts <limit|floor|ours|peer> [http|ws] [seconds]`:
+ * `npx tsx bench/profile.ts <limit|floor|ours|ours-authoff|peer> [http|ws] [seconds]`:
  * starts one server (pinned like in the benchmark), loads it as the
  * benchmark does, profiles its CPU during the measured window only (the
  * inspector's profiler, started and stopped over IPC after the warm-up, so
@@ -9,7 +9,9 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { startOurs } from './lib/ours.js';
 import { BENCH_DIR, pinSelf, startChild } from './lib/processes.js';
+import { settings } from './lib/settings.js';
 import { Counter, runHttp } from './load/http.js';
 import { runWs } from './load/ws.js';
 
@@ -17,7 +19,14 @@ const [server = 'ours', transport = 'http', seconds = '8'] = process.argv.slice(
 const dir = join(BENCH_DIR, 'profiles');
 mkdirSync(dir, { recursive: true });
 pinSelf(1);
-const { child, ready } = await startChild(`${BENCH_DIR}servers/${server}.ts`, { core: 0 });
+// ours: the default configuration (players with their tokens); ours-authoff: BENCH_AUTH=off.
+const ours = server.startsWith('ours')
+  ? await startOurs(server === 'ours-authoff' ? { BENCH_AUTH: 'off' } : {})
+  : null;
+const { child, ready } = ours
+  ? { child: ours.child, ready: { url: ours.url, wsUrl: ours.wsUrl } }
+  : await startChild(`${BENCH_DIR}servers/${server}.ts`, { core: 0 });
+const tokens = ours?.tokens;
 const file = join(
   dir,
   `${server}-${transport}-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`,
@@ -27,14 +36,15 @@ if (transport === 'ws') {
   const run = await runWs(ready.wsUrl as string, counter, {
     warmup: 2,
     seconds: Number(seconds),
+    players: tokens && { tokens, count: settings.wsPlayers, perSecond: settings.playerRate },
     onMeasureStart: () => child.ask({ type: 'profileStart' }),
     onMeasureEnd: () => child.ask({ type: 'profileStop', path: file }),
   });
   console.log(`${server} over WebSocket: ${Math.round(run.rps)} req/s`);
 } else {
-  await runHttp(ready.url as string, counter, { seconds: 2 });
+  await runHttp(ready.url as string, counter, { seconds: 2, tokens });
   await child.ask({ type: 'profileStart' });
-  const run = await runHttp(ready.url as string, counter, { seconds: Number(seconds) });
+  const run = await runHttp(ready.url as string, counter, { seconds: Number(seconds), tokens });
   await child.ask({ type: 'profileStop', path: file });
   console.log(`${server} over HTTP: ${Math.round(run.rps)} req/s`);
 }

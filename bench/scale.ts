@@ -3,6 +3,11 @@
  * BENCH_MEMORY_CLIENTS clients (sessions of 10), the real service in two
  * child processes on core 0, every client joined before the load; windows
  * alternate between the two, BENCH_SCALE_ROUNDS rounds (2 by default).
+ *
+ * With access control off (BENCH_AUTH=off): this measures how the store
+ * scales with its clients, and 100,000 players with their own tokens would
+ * overflow the 10,000 verified player tokens the service keeps, so that the
+ * large case would also pay a signature check per request (bench/README.md).
  */
 
 import { BENCH_DIR, type Child, startChild } from './lib/processes.js';
@@ -31,6 +36,7 @@ export async function runScale(log: (line: string) => void): Promise<ScaleResult
       const { child, ready } = await startChild(`${BENCH_DIR}servers/ours.ts`, {
         core: 0,
         env: {
+          BENCH_AUTH: 'off',
           BENCH_SESSIONS: String(layout.sessions),
           BENCH_CLIENTS_PER_SESSION: String(layout.clientsPerSession),
           BENCH_SEED: '1',

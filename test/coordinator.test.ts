@@ -862,21 +862,6 @@ describe('BatchCoordinator: changes in flight', () => {
     stop();
   });
 
-  it('answers a position update at once with a synchronous store (updateClientPositionNow)', async () => {
-    const { coordinator } = setup();
-    await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
-    const answer = coordinator.updateClientPositionNow(position('a', 'p', 4));
-    expect(answer).not.toBeInstanceOf(Promise);
-    expect(answer).toMatchObject({ sessionId: 'p', segmentNumber: 4 });
-    // Errors are thrown, not rejected, on that path; the promise API still rejects.
-    expect(() => coordinator.updateClientPositionNow(position('nope', 'p', 1))).toThrow(
-      NotFoundError,
-    );
-    await expect(coordinator.updateClientPosition(position('nope', 'p', 1))).rejects.toThrow(
-      NotFoundError,
-    );
-  });
-
   it('counts the changes a store that answers later has not answered yet', async () => {
     class RemoteLikeStore extends MemoryStore {
       override async createStreamSession(

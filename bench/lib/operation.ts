@@ -44,9 +44,20 @@ export function updateInput(n: number, sessions: number, clientsPerSession: numb
   const clients = sessions * clientsPerSession;
   const client = n % clients;
   return {
-    streamSessionId: streamSessionId(client % sessions),
-    sessionId: `client-${client}`,
+    ...playerOf(client, sessions),
     segmentNumber: Math.floor(n / clients) + (client % 7),
     quality: QUALITIES[client % 3] as string,
   };
+}
+
+/** Client `client` of the layout as a player: its stream session and session id, as updateInput names them. */
+export function playerOf(client: number, sessions: number) {
+  return { streamSessionId: streamSessionId(client % sessions), sessionId: `client-${client}` };
+}
+
+/** Every client of a layout as a player, by client number (the n-th update is client n mod clients). */
+export function playersOf(sessions: number, clientsPerSession: number) {
+  return Array.from({ length: sessions * clientsPerSession }, (_, client) =>
+    playerOf(client, sessions),
+  );
 }

@@ -27,6 +27,18 @@ export const settings = {
   connections: int('BENCH_CONNECTIONS', 32),
   /** Operations each WebSocket connection keeps in flight. */
   wsInFlight: int('BENCH_WS_INFLIGHT', 1),
+  /**
+   * Player connections of the WebSocket load in the default configuration:
+   * a player token authenticates one connection, so each simulated player
+   * has its own; the load's `connections` × `wsInFlight` operations in
+   * flight go to them in turn, at most `playerRate` a second each.
+   */
+  wsPlayers: int('BENCH_WS_PLAYERS', 4_000),
+  /**
+   * Updates a second one simulated player sends at most, under the service's
+   * default per-player limit of 10, so that no update is refused.
+   */
+  playerRate: int('BENCH_PLAYER_RATE', 5),
   /** Stream sessions and clients per session the load spreads over. */
   sessions: int('BENCH_SESSIONS', 100),
   clientsPerSession: int('BENCH_CLIENTS_PER_SESSION', 100),
@@ -36,6 +48,6 @@ export const settings = {
   memoryClients: int('BENCH_MEMORY_CLIENTS', 100_000),
   /** Which phases to run: any of throughput,latency,scale,memory. */
   phases: new Set((process.env.BENCH_PHASES ?? 'throughput,latency,scale,memory').split(',')),
-  /** Which throughput targets to run (default: all five). */
+  /** Which throughput targets to run (default: all seven). */
   targets: process.env.BENCH_TARGETS?.split(',') ?? null,
 };

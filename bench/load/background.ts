@@ -11,11 +11,13 @@
  * Here updates leave every millisecond, as many as the rate owes by then, over
  * up to BENCH_CONNECTIONS keep-alive connections (open loop: a slow server
  * does not slow the schedule; the agent queues what finds no free socket).
+ * It starts when the parent says `start`, with the players' tokens when the
+ * server checks them (each update then carries its player's token).
  */
 import { Agent, request } from 'node:http';
 import { serveParent } from '../lib/processes.js';
 import { settings } from '../lib/settings.js';
-import { updateBody } from './http.js';
+import { updateBody, updateHeaders } from './http.js';
 
 const url = new URL(process.env.BENCH_BG_URL!);
 const rate = Number(process.env.BENCH_BG_RATE);
@@ -24,6 +26,7 @@ let sent = 0;
 let ok = 0;
 let non2xx = 0;
 let errors = 0;
+let tokens: readonly string[] | undefined;
 
 function send(n: number) {
   const body = updateBody(n);
@@ -34,11 +37,7 @@ function send(n: number) {
       port: url.port,
       path: url.pathname,
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json',
-        'content-length': Buffer.byteLength(body),
-      },
+      headers: { ...updateHeaders(n, tokens), 'content-length': Buffer.byteLength(body) },
     },
     (res) => {
       res.resume();
@@ -52,14 +51,19 @@ function send(n: number) {
   req.end(body);
 }
 
-const started = performance.now();
-const pacer = setInterval(() => {
-  const owed = Math.floor(((performance.now() - started) / 1000) * rate);
-  while (sent < owed) send(sent++);
-}, 1);
+let started = 0;
+let pacer: NodeJS.Timeout | undefined;
 process.send?.({ type: 'ready' });
 
 serveParent({
+  start: ({ tokens: given }: { tokens?: string[] }) => {
+    tokens = given;
+    started = performance.now();
+    pacer = setInterval(() => {
+      const owed = Math.floor(((performance.now() - started) / 1000) * rate);
+      while (sent < owed) send(sent++);
+    }, 1);
+  },
   stop: async () => {
     clearInterval(pacer);
     const seconds = (performance.now() - started) / 1000;

@@ -3,7 +3,8 @@
  * graphql-ws and claims and completes each batch it hears of at once, so the
  * load's clients keep crossing thresholds and needs keep being announced
  * ("real events") while a target runs. Sessions whose id starts with
- * `ignorePrefix` are left alone (the latency phase drives its own).
+ * `ignorePrefix` are left alone (the latency phase drives its own). With
+ * access control on it connects with the encoder token, as an encoder does.
  */
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
@@ -37,8 +38,17 @@ function request(client: Client, query: string, variables: Record<string, unknow
   });
 }
 
-export function startEncoder(wsUrl: string, ignorePrefix = 'lat-'): Encoder {
-  const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0 });
+export function startEncoder(
+  wsUrl: string,
+  encoderToken: string | undefined,
+  ignorePrefix = 'lat-',
+): Encoder {
+  const client = createClient({
+    url: wsUrl,
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    connectionParams: encoderToken === undefined ? {} : { authorization: `Bearer ${encoderToken}` },
+  });
   const counts = { needs: 0, completed: 0, failed: 0 };
   const stopSubscription = client.subscribe<any>(
     { query: NEEDED },

@@ -16,10 +16,12 @@ export interface Layout {
   clientsPerSession: number;
 }
 
-export function updateBody(
-  n: number,
-  layout: Layout = { sessions: settings.sessions, clientsPerSession: settings.clientsPerSession },
-): string {
+const defaultLayout = (): Layout => ({
+  sessions: settings.sessions,
+  clientsPerSession: settings.clientsPerSession,
+});
+
+export function updateBody(n: number, layout: Layout = defaultLayout()): string {
   return JSON.stringify({
     query: UPDATE,
     variables: { input: updateInput(n, layout.sessions, layout.clientsPerSession) },
@@ -28,12 +30,32 @@ export function updateBody(
 
 const HEADERS = { 'content-type': 'application/json', accept: 'application/json' };
 
+/**
+ * The headers of the n-th update: with `tokens` (one `Authorization` value
+ * per client of the layout), those of the player the update is for.
+ */
+export function updateHeaders(
+  n: number,
+  tokens: readonly string[] | undefined,
+  layout: Layout = defaultLayout(),
+): Record<string, string> {
+  if (tokens === undefined) return HEADERS;
+  const authorization = tokens[n % (layout.sessions * layout.clientsPerSession)];
+  if (authorization === undefined) throw new Error(`no token for update ${n}`);
+  return { ...HEADERS, authorization };
+}
+
 /** POSTs one update and fails unless the reply is 200 with data and no `errors`. */
-export async function preflightHttp(url: string, counter: Counter): Promise<void> {
+export async function preflightHttp(
+  url: string,
+  counter: Counter,
+  tokens?: readonly string[],
+): Promise<void> {
+  const n = counter.next();
   const response = await fetch(url, {
     method: 'POST',
-    headers: HEADERS,
-    body: updateBody(counter.next()),
+    headers: updateHeaders(n, tokens),
+    body: updateBody(n),
   });
   const text = await response.text();
   const body = JSON.parse(text) as { data?: { updateClientPosition?: unknown }; errors?: unknown };
@@ -59,7 +81,9 @@ export interface HttpRun {
  * Runs autocannon against `url` for `seconds` with varied update bodies.
  * `checkReplies` reads every reply for `errors` (costs the load generator
  * some CPU, so it is used in warm-ups, not in measured windows).
- * `overallRate` turns it into a fixed-rate load.
+ * `overallRate` turns it into a fixed-rate load. With `tokens` (one
+ * `Authorization` value per client of the layout), each request carries the
+ * token of the player it updates.
  */
 export async function runHttp(
   url: string,
@@ -70,6 +94,7 @@ export async function runHttp(
     overallRate?: number;
     connections?: number;
     layout?: Layout;
+    tokens?: readonly string[];
   },
 ): Promise<HttpRun> {
   let errorReplies = 0;
@@ -84,10 +109,16 @@ export async function runHttp(
         method: 'POST',
         path: new URL(url).pathname,
         headers: HEADERS,
-        setupRequest: (request) => ({
-          ...request,
-          body: updateBody(counter.next(), options.layout),
-        }),
+        setupRequest: (request) => {
+          const n = counter.next();
+          return {
+            ...request,
+            ...(options.tokens
+              ? { headers: updateHeaders(n, options.tokens, options.layout) }
+              : {}),
+            body: updateBody(n, options.layout),
+          };
+        },
         ...(options.checkReplies
           ? {
               onResponse: (_status: number, body: string) => {

@@ -1,13 +1,18 @@
 /**
  * Ours: the real service from buildApp (real store, coordinator, event bus,
- * schema, yoga and graphql-ws), with the benchmark's configuration:
- * - authEnabled: false and positionUpdatesPerSecond: 0, so that the load
- *   measures the service, not the token check or the per-player rate limit;
- * - the per-token WebSocket caps raised (with auth off every caller is the
- *   same admin "token"), so 32 load connections and 100 subscribers fit;
- * - client and idle timeouts of an hour, so clients do not expire (and the
- *   sweeper does not run a mass expiry on the shared core) while the other
- *   targets take their turn.
+ * schema, yoga and graphql-ws) in the configuration users run, defaultConfig:
+ * access control on (its admin and encoder tokens generated at start and
+ * handed to the parent in the ready message, players with their own
+ * issueClientToken tokens) and the per-player rate limit on. Two settings
+ * differ: client and idle timeouts of an hour, so that clients do not expire
+ * (and the sweeper does not run a mass expiry on the shared core) while the
+ * other targets take their turn.
+ *
+ * BENCH_AUTH=off serves the configuration earlier benchmarks measured:
+ * authEnabled false (every caller is admin), no per-player rate limit, and
+ * the per-token WebSocket caps raised (every caller is the same admin "token").
+ * BENCH_RAISE_WS_CAPS=1 raises those caps in the default configuration too
+ * (the latency phase's 100 subscribers share one token).
  * Stream sessions bench-0 … bench-(S-1) are created at start.
  *
  * With BENCH_SRC=path it serves that copy of src/ instead (for bench/ab.ts).
@@ -35,18 +40,31 @@ const { buildApp } = (await import(
   `${src}/server/app.js`
 )) as typeof import('../../src/server/app.js');
 
+const authOff = process.env.BENCH_AUTH === 'off';
+const raisedWsCaps = { wsMaxConnectionsPerToken: 100_000, wsMaxSubscriptionsPerToken: 100_000 };
 const config = {
   ...defaultConfig,
-  authEnabled: false,
-  positionUpdatesPerSecond: 0,
-  wsMaxConnectionsPerToken: 100_000,
-  wsMaxSubscriptionsPerToken: 100_000,
   clientTimeout: 3_600_000,
   idleTimeout: 3_600_000,
+  ...(authOff ? { authEnabled: false, positionUpdatesPerSecond: 0, ...raisedWsCaps } : {}),
+  ...(process.env.BENCH_RAISE_WS_CAPS === '1' ? raisedWsCaps : {}),
 };
 // Warnings and errors only, on stderr (stdout is left to the parent).
 const logger = pino({ level: 'warn' }, pino.destination(2));
 const app = buildApp({ config, logger });
+
+/**
+ * The need a store change announced: `announced` now, `announcement` before
+ * 9ed2b02; reading both keeps this wrapper working on copies of src/ from
+ * before that commit too (bench/ab.ts with BENCH_SRC).
+ */
+function announcedOf(change: object): { batchNumber: number } | null {
+  const c = change as {
+    announced?: { batchNumber: number } | null;
+    announcement?: { batchNumber: number } | null;
+  };
+  return c.announced ?? c.announcement ?? null;
+}
 
 const marks = new Map<string, number>();
 if (process.env.BENCH_MARK_NEEDS === '1') {
@@ -55,8 +73,9 @@ if (process.env.BENCH_MARK_NEEDS === '1') {
   // As synchronous as the store it wraps: the embedded store's changes take no lock.
   store.updateClientPosition = (input, now) => {
     const mark = (change: Awaited<ReturnType<typeof update>>) => {
-      if (change.announced !== null) {
-        const key = `${input.streamSessionId}:${change.announced.batchNumber}`;
+      const announced = announcedOf(change);
+      if (announced !== null) {
+        const key = `${input.streamSessionId}:${announced.batchNumber}`;
         marks.set(key, performance.timeOrigin + performance.now());
       }
       return change;
@@ -85,16 +104,39 @@ if (process.env.BENCH_SEED === '1') {
   }
 }
 const { url } = await app.start(0, '127.0.0.1');
-process.send?.({ type: 'ready', url, wsUrl: url.replace(/^http/, 'ws') });
+process.send?.({
+  type: 'ready',
+  url,
+  wsUrl: url.replace(/^http/, 'ws'),
+  auth: authOff ? 'off' : 'on',
+  adminToken: app.generatedTokens.adminToken,
+  encoderToken: app.generatedTokens.encoderToken,
+});
+
+/** The outcomes (ok or an error code) of updateClientPosition so far, from /metrics' counter. */
+async function positionOutcomes(): Promise<Record<string, number>> {
+  const outcomes: Record<string, number> = {};
+  for (const line of (await app.metrics.text()).split('\n')) {
+    const match =
+      /^hbc_graphql_operations_total\{.*operation="updateClientPosition".*outcome="([^"]+)".*\} (\d+)/.exec(
+        line,
+      );
+    if (match) outcomes[match[1]!] = (outcomes[match[1]!] ?? 0) + Number(match[2]);
+  }
+  return outcomes;
+}
 
 serveParent(
   {
+    // Through the store interface (older copies of src/ have it too).
     stats: async () => ({
       sessions: await app.store.countStreamSessions(),
       clients: await app.store.countClients(),
       subscriptions: app.coordinator.subscriptionCount,
       rssBytes: process.memoryUsage().rss,
+      positionOutcomes: await positionOutcomes(),
     }),
+    positionOutcomes,
     /** The decision instants noted for `keys` (stream session id:batch number). */
     marks: ({ keys }: { keys: string[] }) => {
       const found = keys.map((key) => marks.get(key) ?? null);

@@ -36,7 +36,7 @@ builder.mutationFields((t) => ({
     authScopes: (_root, { input }) => player(input.streamSessionId, input.sessionId),
     resolve: (_root, { input }, { coordinator, positionRateLimiter }) =>
       positionRateLimiter.within(input.streamSessionId, input.sessionId, () =>
-        coordinator.updateClientPositionNow(input),
+        coordinator.updateClientPosition(input),
       ),
   }),
   removeClient: t.boolean({

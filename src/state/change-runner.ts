@@ -13,34 +13,29 @@ export class ChangeRunner {
   constructor(private readonly activity: ActivityReporter) {}
 
   /**
-   * The change's result, as the store gave it: a plain value (or a throw)
-   * from a store that answers at once, a promise from one that answers later.
+   * The change's result once the store has made it: at once from the
+   * embedded store (which returns plain values or throws), when its reply
+   * comes from a remote one. A store's error rejects.
    */
   run<T>(
     streamSessionId: string,
     change: () => MaybePromise<Change<T>>,
     describe?: (result: T) => Activity | false,
-  ): MaybePromise<T> {
-    const made = change();
-    if (!(made instanceof Promise)) return this.committed(streamSessionId, made, describe);
+  ): Promise<T> {
+    let made: MaybePromise<Change<T>>;
+    try {
+      made = change();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (!(made instanceof Promise)) {
+      return Promise.resolve(this.committed(streamSessionId, made, describe));
+    }
     const result = made.then((done) => this.committed(streamSessionId, done, describe));
     this.inFlight.add(result);
     const forget = () => this.inFlight.delete(result);
     result.then(forget, forget);
     return result;
-  }
-
-  /** run(), always as a promise: a store's throw becomes a rejection. */
-  runAsync<T>(
-    streamSessionId: string,
-    change: () => MaybePromise<Change<T>>,
-    describe?: (result: T) => Activity | false,
-  ): Promise<T> {
-    try {
-      return Promise.resolve(this.run(streamSessionId, change, describe));
-    } catch (error) {
-      return Promise.reject(error);
-    }
   }
 
   /** Changes sent to the store and not answered yet. */

@@ -24,7 +24,7 @@ import {
   type StreamSessionView,
   type UpdateClientPositionInput,
 } from './model.js';
-import type { MaybePromise, StreamSessionStore } from './store.js';
+import type { StreamSessionStore } from './store.js';
 import { Sweeper, type SweepReport } from './sweeper.js';
 
 export interface CoordinatorOptions {
@@ -133,7 +133,7 @@ export class BatchCoordinator {
         ),
       );
     }
-    return this.changes.runAsync(
+    return this.changes.run(
       settings.id,
       () => this.store.createStreamSession(settings, this.clock.now()),
       (view) => ({
@@ -149,7 +149,7 @@ export class BatchCoordinator {
 
   /** True when the session existed; subscribers hear it ENDED. */
   endStreamSession(id: string): Promise<boolean> {
-    return this.changes.runAsync(
+    return this.changes.run(
       id,
       () => this.store.endStreamSession(id, this.clock.now()),
       (ended) =>
@@ -163,17 +163,6 @@ export class BatchCoordinator {
 
   /** NotFoundError for an unknown stream session. */
   updateClientPosition(input: UpdateClientPositionInput): Promise<ClientPosition> {
-    return this.changes.runAsync(input.streamSessionId, () =>
-      this.store.updateClientPosition(input, this.clock.now()),
-    );
-  }
-
-  /**
-   * updateClientPosition for a caller that takes a value as well as a
-   * promise (the resolver, on the hot path): with the embedded store it
-   * answers at once, and throws instead of rejecting.
-   */
-  updateClientPositionNow(input: UpdateClientPositionInput): MaybePromise<ClientPosition> {
     return this.changes.run(input.streamSessionId, () =>
       this.store.updateClientPosition(input, this.clock.now()),
     );
@@ -181,14 +170,14 @@ export class BatchCoordinator {
 
   /** True when the client was in the session; NotFoundError for an unknown session. */
   removeClient(streamSessionId: string, sessionId: string): Promise<boolean> {
-    return this.changes.runAsync(streamSessionId, () =>
+    return this.changes.run(streamSessionId, () =>
       this.store.removeClient(streamSessionId, sessionId, this.clock.now()),
     );
   }
 
   /** ConflictError unless input.batchNumber is the one the session expects next. */
   setCurrentBatch(input: SetCurrentBatchInput): Promise<BatchState> {
-    return this.changes.runAsync(
+    return this.changes.run(
       input.streamSessionId,
       () => this.store.setCurrentBatch(input, this.clock.now()),
       (batch) => ({
@@ -203,7 +192,7 @@ export class BatchCoordinator {
 
   /** Idempotent; ConflictError when batchNumber is not the current batch. */
   completeBatch(streamSessionId: string, batchNumber: number): Promise<BatchState> {
-    return this.changes.runAsync(
+    return this.changes.run(
       streamSessionId,
       () => this.store.completeBatch(streamSessionId, batchNumber, this.clock.now()),
       (batch) => ({

@@ -84,21 +84,21 @@ export class Sweeper {
     const id = work.streamSessionId;
     switch (work.kind) {
       case 'clientExpired':
-        return changes.runAsync(
+        return changes.run(
           id,
           () => store.expireClient(id, work.sessionId, clock.now()),
           (expired) =>
             expired && { type: 'clientExpired', streamSessionId: id, sessionId: work.sessionId },
         );
       case 'batchStalled':
-        return changes.runAsync(
+        return changes.run(
           id,
           () => store.stallBatch(id, work.batchNumber, clock.now()),
           (stalled) =>
             stalled && { type: 'batchStalled', streamSessionId: id, batchNumber: work.batchNumber },
         );
       case 'sessionIdle':
-        return changes.runAsync(
+        return changes.run(
           id,
           () => store.endIdleSession(id, clock.now()),
           (ended) => ended && { type: 'streamSessionEnded', streamSessionId: id, reason: 'IDLE' },
