@@ -1,8 +1,8 @@
 /**
  * The committed schema.graphql is the schema the server runs, and a change
  * that breaks it is caught here. Whether it keeps the public contract
- * (../shared/api/contract.graphql, outside this repository) is checked by
- * .ci/run with check-contract.mjs.
+ * (api/contract.graphql of the shared folder beside the repository, not in
+ * it) is checked by .ci/run with check-contract.mjs.
  *
  * printedSchema() runs in a child process (node --import tsx, as
  * `npm run schema:print` does): inside vitest, src/ gets graphql's ESM build
