@@ -296,6 +296,16 @@ const brief = (n: Need) => ({
 
 const QUALITIES = ['Q1080P', 'Q720P', 'Q480P'] as const;
 
+/** The claim of batch 0 (segments 0..19, the default batch size) of session `id`. */
+const batch0 = (id: string) => ({
+  streamSessionId: id,
+  batchNumber: 0,
+  startSegment: 0,
+  endSegment: 19,
+  videoSourcePath: `/v/${id}.mp4`,
+  videoStartOffset: 0,
+});
+
 afterAll(async () => {
   for (const sub of subscriptions) sub.stop();
   await Promise.all(wsClients.map((c) => c.dispose()));
@@ -350,16 +360,7 @@ describe('three instances on one Redis', { timeout: 90_000 }, () => {
       }
     }
     for (const [s, id] of ids.entries()) {
-      await ok(cluster.instances[(s + 1) % 3] as Instance, Q.claim, {
-        input: {
-          streamSessionId: id,
-          batchNumber: 0,
-          startSegment: 0,
-          endSegment: 19,
-          videoSourcePath: `/v/${id}.mp4`,
-          videoStartOffset: 0,
-        },
-      });
+      await ok(cluster.instances[(s + 1) % 3] as Instance, Q.claim, { input: batch0(id) });
       await ok(cluster.instances[(s + 2) % 3] as Instance, Q.complete, {
         streamSessionId: id,
         batchNumber: 0,
@@ -702,16 +703,7 @@ describe('sweeping with three instances running', { timeout: 90_000 }, () => {
             }),
           ),
         );
-        await ok(at(1), Q.claim, {
-          input: {
-            streamSessionId: id,
-            batchNumber: 0,
-            startSegment: 0,
-            endSegment: 19,
-            videoSourcePath: `/v/${id}.mp4`,
-            videoStartOffset: 0,
-          },
-        });
+        await ok(at(1), Q.claim, { input: batch0(id) });
         await ok(at(2), Q.complete, { streamSessionId: id, batchNumber: 0 });
         await ok(at(0), Q.update, {
           input: { streamSessionId: id, sessionId: 'a-far', segmentNumber: 40, quality: 'Q720P' },
