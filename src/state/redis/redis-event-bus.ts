@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import type { CoordinatorEvent, EventBus, Unsubscribe } from '../events.js';
 import type { BatchNeed, BatchNeededEvent, StreamSessionView } from '../model.js';
-import { normalize } from './redis-store.js';
+import { normalize } from './normalize.js';
 
 const READ_ATTEMPTS = 20;
 const READ_RETRY_DELAY = 250; // ms: 5 s in all, longer than a reconnection takes

@@ -16,6 +16,7 @@ import type {
 } from '../model.js';
 import type { Change, DueWork, StreamSessionStore, Timeouts } from '../store.js';
 import { SCRIPTS } from './lua.js';
+import { normalize } from './normalize.js';
 import { RedisEventBus } from './redis-event-bus.js';
 
 /** The store could not be reached: the change may be retried. */
@@ -382,15 +383,6 @@ export class RedisStore implements StreamSessionStore {
       return false;
     }
   }
-}
-
-/** cjson leaves out nil fields and writes an empty list as {}. */
-export function normalize<T extends BatchNeed & { sequence: number }>(need: T): T {
-  return {
-    ...need,
-    furthestSegment: need.furthestSegment ?? null,
-    qualities: Array.isArray(need.qualities) ? need.qualities : [],
-  };
 }
 
 /** What a script's reply says it announced, for the coordinator's observer. */
