@@ -107,7 +107,7 @@ export class ActivityReporter {
 
   /**
    * Tells what a change did (as `describe` says; nothing for a change made
-   * before, or one that found nothing to do), then the need it announced.
+   * before, or one that found nothing to do), then the needs it announced.
    */
   reportChange<T>(
     streamSessionId: string,
@@ -117,15 +117,16 @@ export class ActivityReporter {
     if (this.observer === null) return;
     const activity = describe !== undefined && repeated !== true && describe(result);
     if (activity) this.report(activity);
-    if (announced === null) return;
-    this.report({
-      type: 'batchNeeded',
-      streamSessionId,
-      reason: announced.reason,
-      batchNumber: announced.batchNumber,
-      startSegment: announced.startSegment,
-      endSegment: announced.endSegment,
-      furthestSegment: announced.furthestSegment,
-    });
+    for (const need of announced) {
+      this.report({
+        type: 'batchNeeded',
+        streamSessionId,
+        reason: need.reason,
+        batchNumber: need.batchNumber,
+        startSegment: need.startSegment,
+        endSegment: need.endSegment,
+        furthestSegment: need.furthestSegment,
+      });
+    }
   }
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type ActivityObserver, ActivityReporter } from './activity.js';
 import { ChangeRunner } from './change-runner.js';
 import { type Clock, systemClock } from './clock.js';
+import { sortQualities } from './coverage.js';
 import { InvalidInputError, SlowSubscriberError, streamSessionNotFound } from './errors.js';
 import type { EventBus } from './events.js';
 import { type BatchNeededFeedOptions, batchNeededFeed } from './feeds/batch-needed.js';
@@ -16,6 +17,7 @@ import {
   type BatchState,
   type ClientPosition,
   type CreateStreamSessionInput,
+  type ReleaseSegmentsInput,
   type SessionDefaults,
   type SetCurrentBatchInput,
   type StreamSessionEndedEvent,
@@ -118,18 +120,33 @@ export class BatchCoordinator {
    * ConflictError when the id is taken.
    */
   createStreamSession(input: CreateStreamSessionInput): Promise<StreamSessionView> {
+    const segmentDuration = input.segmentDuration ?? this.defaults.segmentDuration;
+    const durationSeconds = input.durationSeconds ?? null;
     const settings: StreamSessionSettings = {
       id: input.id ?? randomUUID(),
       videoSourcePath: input.videoSourcePath,
-      segmentDuration: input.segmentDuration ?? this.defaults.segmentDuration,
+      segmentDuration,
       batchSize: input.batchSize ?? this.defaults.batchSize,
       threshold: input.threshold ?? this.defaults.threshold,
       startSegment: input.startSegment ?? 0,
+      durationSeconds,
+      lastSegment:
+        durationSeconds === null ? null : Math.ceil(durationSeconds / segmentDuration) - 1,
+      qualities: sortQualities(
+        input.qualities && input.qualities.length > 0 ? input.qualities : this.defaults.qualities,
+      ),
     };
     if (settings.threshold > settings.batchSize) {
       return Promise.reject(
         new InvalidInputError(
           `threshold (${settings.threshold}) must not exceed batchSize (${settings.batchSize}).`,
+        ),
+      );
+    }
+    if (settings.lastSegment !== null && settings.startSegment > settings.lastSegment) {
+      return Promise.reject(
+        new InvalidInputError(
+          `startSegment (${settings.startSegment}) is past the video's last segment (${settings.lastSegment}: ${durationSeconds} s in segments of ${segmentDuration} s).`,
         ),
       );
     }
@@ -175,7 +192,10 @@ export class BatchCoordinator {
     );
   }
 
-  /** ConflictError unless input.batchNumber is the one the session expects next. */
+  /**
+   * Claims a batch: a pending need's number, a STALLED batch's, or the next
+   * unused one with no need pending (StreamSession.setCurrentBatch).
+   */
   setCurrentBatch(input: SetCurrentBatchInput): Promise<BatchState> {
     return this.changes.run(
       input.streamSessionId,
@@ -190,7 +210,7 @@ export class BatchCoordinator {
     );
   }
 
-  /** Idempotent; ConflictError when batchNumber is not the current batch. */
+  /** Idempotent; ConflictError when batchNumber is not a batch of the session. */
   completeBatch(streamSessionId: string, batchNumber: number): Promise<BatchState> {
     return this.changes.run(
       streamSessionId,
@@ -201,6 +221,13 @@ export class BatchCoordinator {
         batchNumber: batch.batchNumber,
         generationMs: (batch.generationEnded ?? batch.generationStarted) - batch.generationStarted,
       }),
+    );
+  }
+
+  /** An encoder deleted these segments; true when any made segment was there. */
+  releaseSegments(input: ReleaseSegmentsInput): Promise<boolean> {
+    return this.changes.run(input.streamSessionId, () =>
+      this.store.releaseSegments(input, this.clock.now()),
     );
   }
 

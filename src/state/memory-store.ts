@@ -7,6 +7,7 @@ import {
   type BatchState,
   type ClientPosition,
   type Instant,
+  type ReleaseSegmentsInput,
   type SetCurrentBatchInput,
   StreamSessionEndReason,
   type StreamSessionSettings,
@@ -23,7 +24,7 @@ import {
 
 /** The whole of a memory store as plain data: what a snapshot file holds. */
 export interface MemoryStoreSnapshot {
-  readonly version: 1;
+  readonly version: 2;
   readonly savedAt: Instant;
   /** Oldest first. */
   readonly sessions: ReadonlyArray<
@@ -50,8 +51,8 @@ export class MemoryStore implements StreamSessionStore {
   private readonly sessions = new Map<string, StreamSession>();
   /** Every client, least recently updated first. */
   private readonly clientsByAge = new Set<ClientSlot>();
-  /** Sessions with a batch being generated, and when it stalls. */
-  private readonly claimDeadlines = new Map<StreamSession, Instant>();
+  /** Batches in flight ("<id>\n<batchNumber>"), and when each stalls. */
+  private readonly claimDeadlines = new Map<string, ClaimDeadline>();
   /** Sessions without clients, and since when. */
   private readonly idleSince = new Map<StreamSession, Instant>();
 
@@ -67,16 +68,20 @@ export class MemoryStore implements StreamSessionStore {
     this.claimDeadlines.clear();
     this.idleSince.clear();
     const slots: ClientSlot[] = [];
-    const claims: Array<[StreamSession, Instant]> = [];
+    const claims: ClaimDeadline[] = [];
     const idle: Array<[StreamSession, Instant]> = [];
     for (const state of snapshot.sessions) {
       const session = StreamSession.restore(state);
       this.sessions.set(session.id, session);
       slots.push(...session.clientSlots());
-      const batch = session.currentBatch;
-      if (batch !== null && !batch.isComplete) {
-        const deadline = batch.generationStarted + this.timeouts.batchTimeout * (state.stalls + 1);
-        claims.push([session, deadline]);
+      for (const batch of session.batchRecords()) {
+        if (batch.isComplete) continue;
+        const since = batch.stalledAt ?? batch.generationStarted;
+        claims.push({
+          session,
+          batchNumber: batch.batchNumber,
+          deadline: since + this.timeouts.batchTimeout,
+        });
       }
       if (session.clientCount === 0) idle.push([session, state.idleSince ?? session.updatedAt]);
     }
@@ -84,8 +89,8 @@ export class MemoryStore implements StreamSessionStore {
     for (const slot of slots.sort((a, b) => a.lastUpdated - b.lastUpdated)) {
       this.clientsByAge.add(slot);
     }
-    for (const [session, deadline] of claims.sort((a, b) => a[1] - b[1])) {
-      this.claimDeadlines.set(session, deadline);
+    for (const claim of claims.sort((a, b) => a.deadline - b.deadline)) {
+      this.claimDeadlines.set(claimKey(claim.session, claim.batchNumber), claim);
     }
     for (const [session, since] of idle.sort((a, b) => a[1] - b[1])) {
       this.idleSince.set(session, since);
@@ -95,7 +100,7 @@ export class MemoryStore implements StreamSessionStore {
   /** Everything, as plain data. */
   snapshot(now: Instant): MemoryStoreSnapshot {
     return {
-      version: 1,
+      version: 2,
       savedAt: now,
       sessions: [...this.sessions.values()].map((s) => ({
         ...s.state(),
@@ -111,7 +116,7 @@ export class MemoryStore implements StreamSessionStore {
     if (this.sessions.has(settings.id)) {
       throw new ConflictError(message('streamSessionExists', { id: settings.id }));
     }
-    const session = new StreamSession(settings, now);
+    const session = StreamSession.create(settings, now);
     this.sessions.set(settings.id, session);
     this.idleSince.set(session, now);
     return this.changed(session, session.view());
@@ -126,7 +131,9 @@ export class MemoryStore implements StreamSessionStore {
     if (session === undefined) return NOTHING_DONE;
     this.sessions.delete(id);
     for (const slot of session.clientSlots()) this.clientsByAge.delete(slot);
-    this.claimDeadlines.delete(session);
+    for (const batch of session.batchRecords()) {
+      this.claimDeadlines.delete(claimKey(session, batch.batchNumber));
+    }
     this.idleSince.delete(session);
     this.events.publish({ type: 'streamSessionEnded', event: { id, reason, endedAt: now } });
     return DONE;
@@ -166,8 +173,14 @@ export class MemoryStore implements StreamSessionStore {
   setCurrentBatch(input: SetCurrentBatchInput, now: Instant): MaybePromise<Change<BatchState>> {
     const session = this.require(input.streamSessionId);
     const result = session.setCurrentBatch(input, now);
-    this.claimDeadlines.delete(session);
-    this.claimDeadlines.set(session, now + this.timeouts.batchTimeout);
+    // To the back: every claim's deadline is now + the same timeout.
+    const key = claimKey(session, result.batchNumber);
+    this.claimDeadlines.delete(key);
+    this.claimDeadlines.set(key, {
+      session,
+      batchNumber: result.batchNumber,
+      deadline: now + this.timeouts.batchTimeout,
+    });
     return this.changed(session, result);
   }
 
@@ -177,12 +190,17 @@ export class MemoryStore implements StreamSessionStore {
     now: Instant,
   ): MaybePromise<Change<BatchState>> {
     const session = this.require(streamSessionId);
-    const before = session.currentBatch;
     const result = session.completeBatch(batchNumber, now);
-    // A complete batch is returned as it was: the same object.
-    if (result === before) return { result, announced: null, repeated: true };
-    this.claimDeadlines.delete(session);
+    const key = claimKey(session, batchNumber);
+    if (!this.claimDeadlines.has(key)) return { result, announced: NONE, repeated: true };
+    this.claimDeadlines.delete(key);
     return this.changed(session, result);
+  }
+
+  releaseSegments(input: ReleaseSegmentsInput, now: Instant): MaybePromise<Change<boolean>> {
+    const session = this.require(input.streamSessionId);
+    if (!session.releaseSegments(input, now)) return NOTHING_DONE;
+    return this.changed(session, true);
   }
 
   async getStreamSession(id: string): Promise<StreamSessionView | null> {
@@ -206,13 +224,10 @@ export class MemoryStore implements StreamSessionStore {
         : [this.sessions.get(streamSessionId)].filter((s) => s !== undefined);
     const needs: BatchNeededEvent[] = [];
     for (const session of sessions) {
-      const need = session.pendingNeed();
-      if (need === null) continue;
-      needs.push({
-        ...need,
-        streamSession: session.view(),
-        sequence: session.announcementSequence,
-      });
+      const pending = session.pendingNeeds();
+      if (pending.length === 0) continue;
+      const view = session.view();
+      for (const need of pending) needs.push({ ...need, streamSession: view });
     }
     return needs;
   }
@@ -220,10 +235,13 @@ export class MemoryStore implements StreamSessionStore {
   async dueWork(now: Instant, limit: number): Promise<DueWork[]> {
     const due: DueWork[] = [];
     const { clientTimeout, idleTimeout } = this.timeouts;
-    for (const [session, deadline] of this.claimDeadlines) {
-      if (due.length >= limit || deadline > now) break;
-      const batchNumber = session.currentBatch?.batchNumber ?? 0;
-      due.push({ kind: 'batchStalled', streamSessionId: session.id, batchNumber });
+    for (const claim of this.claimDeadlines.values()) {
+      if (due.length >= limit || claim.deadline > now) break;
+      due.push({
+        kind: 'batchStalled',
+        streamSessionId: claim.session.id,
+        batchNumber: claim.batchNumber,
+      });
     }
     for (const slot of this.clientsByAge) {
       if (due.length >= limit || slot.lastUpdated + clientTimeout > now) break;
@@ -258,19 +276,15 @@ export class MemoryStore implements StreamSessionStore {
     now: Instant,
   ): MaybePromise<Change<boolean>> {
     const session = this.sessions.get(streamSessionId);
-    const deadline = session && this.claimDeadlines.get(session);
-    if (
-      session === undefined ||
-      deadline === undefined ||
-      deadline > now ||
-      session.currentBatch?.batchNumber !== batchNumber ||
-      !session.markStalled(now)
-    ) {
+    if (session === undefined) return NOTHING_DONE;
+    const key = claimKey(session, batchNumber);
+    const claim = this.claimDeadlines.get(key);
+    if (claim === undefined || claim.deadline > now || !session.markStalled(batchNumber, now)) {
       return NOTHING_DONE;
     }
     // Stalled again if nobody re-claims it within another timeout.
-    this.claimDeadlines.delete(session);
-    this.claimDeadlines.set(session, now + this.timeouts.batchTimeout);
+    this.claimDeadlines.delete(key);
+    this.claimDeadlines.set(key, { ...claim, deadline: now + this.timeouts.batchTimeout });
     return this.changed(session, true);
   }
 
@@ -306,24 +320,20 @@ export class MemoryStore implements StreamSessionStore {
   }
 
   /**
-   * After a change to a session: publishes the need it now announces (once
-   * per need), then that the session changed (just its id: this runs on
-   * every position update, so no view is built for it).
+   * After a change to a session: publishes the needs it announced (each
+   * once), then that the session changed (just its id: this runs on every
+   * position update, so no view is built for it).
    */
   private changed<T>(session: StreamSession, result: T): Change<T> {
-    const announced = session.announceNeed();
-    let need: BatchNeed | null = null;
-    if (announced !== null) {
-      need = announced.need;
-      const event: BatchNeededEvent = {
-        ...need,
-        streamSession: session.view(),
-        sequence: announced.sequence,
-      };
-      this.events.publish({ type: 'batchNeeded', event });
+    const announced = session.takeAnnounced();
+    if (announced.length > 0) {
+      const view = session.view();
+      for (const need of announced) {
+        this.events.publish({ type: 'batchNeeded', event: { ...need, streamSession: view } });
+      }
     }
     this.events.publish({ type: 'streamSessionChanged', event: { id: session.id } });
-    return { result, announced: need };
+    return { result, announced: announced.length > 0 ? announced : NONE };
   }
 
   private require(id: string): StreamSession {
@@ -333,7 +343,19 @@ export class MemoryStore implements StreamSessionStore {
   }
 }
 
+const NONE: readonly BatchNeed[] = Object.freeze([]);
 /** A change that found nothing to do (no such client, not due): nothing to publish. */
-const NOTHING_DONE: Change<boolean> = Object.freeze({ result: false, announced: null });
+const NOTHING_DONE: Change<boolean> = Object.freeze({ result: false, announced: NONE });
 /** A change done that announces no need (an ending). */
-const DONE: Change<boolean> = Object.freeze({ result: true, announced: null });
+const DONE: Change<boolean> = Object.freeze({ result: true, announced: NONE });
+
+/** When a batch in flight stalls. */
+interface ClaimDeadline {
+  readonly session: StreamSession;
+  readonly batchNumber: number;
+  readonly deadline: Instant;
+}
+
+function claimKey(session: StreamSession, batchNumber: number): string {
+  return `${session.id}\n${batchNumber}`;
+}

@@ -1,5 +1,5 @@
 /**
- * The texts of the domain's NOT_FOUND and CONFLICT errors, in one table for
+ * The texts of the domain's NOT_FOUND, CONFLICT and BAD_USER_INPUT errors, in one table for
  * both stores: the TypeScript throws them through `message`, and the Redis
  * store hands the same table to its Lua (see redis/lua.ts), whose
  * `message(name, values)` fills it in the same way. `{name}` is a value to
@@ -8,12 +8,36 @@
 export const MESSAGES = {
   streamSessionNotFound: "Stream session '{id}' not found.",
   streamSessionExists: "Stream session '{id}' already exists.",
+  // BAD_USER_INPUT: what contradicts the session itself.
+  pastLastSegment:
+    "Segment {segmentNumber} is past the last segment ({lastSegment}) of stream session '{id}'.",
+  claimBackwards:
+    'startSegment ({startSegment}) must not be greater than endSegment ({endSegment}).',
+  claimPastEnd:
+    "endSegment {endSegment} is past the last segment ({lastSegment}) of stream session '{id}'.",
+  claimOffset:
+    'videoStartOffset must be startSegment * segmentDuration = {startSegment} * {segmentDuration} = {expected}, not {videoStartOffset}.',
+  claimSource: "videoSourcePath is not that of stream session '{id}'.",
+  claimNoQualities: 'qualities must name at least one rendition when given.',
+  // CONFLICT: what contradicts the session's state now.
   batchStillGenerating:
-    "Batch {current} of stream session '{id}' is still being generated; batch {batchNumber} cannot be claimed.",
+    "Batch {batchNumber} of stream session '{id}' was already claimed and is still being generated.",
+  batchComplete:
+    "Batch {batchNumber} of stream session '{id}' was already claimed and is complete.",
   unexpectedBatch: "Stream session '{id}' expects batch {expected} next, not batch {batchNumber}.",
-  noBatchToComplete: "Stream session '{id}' has no batch; batch {batchNumber} cannot be completed.",
-  notCurrentBatch:
-    "Batch {batchNumber} is not the current batch of stream session '{id}' (batch {current} is).",
+  needsPending:
+    "Stream session '{id}' has needs pending (batches {pending}): claim one of them, not batch {batchNumber}.",
+  claimMissesNeed:
+    "Batch {batchNumber} of stream session '{id}' was announced from segment {startSegment}: the claimed range must contain it.",
+  claimMissesQualities:
+    "Batch {batchNumber} of stream session '{id}' must make the renditions it was announced for ({qualities}).",
+  stalledRange:
+    "Batch {batchNumber} of stream session '{id}' stalled: claim its range {startSegment}-{endSegment} again.",
+  claimOverlapsBatch:
+    "Batch {batchNumber} of stream session '{id}' overlaps batch {other} (segments {startSegment}-{endSegment}), still being generated in a shared rendition.",
+  claimOverlapsNeed:
+    "Batch {batchNumber} of stream session '{id}' overlaps batch {other} (segments {startSegment}-{endSegment}), announced for a shared rendition.",
+  notABatch: "Stream session '{id}' has no batch {batchNumber}.",
 } as const;
 
 export type MessageName = keyof typeof MESSAGES;

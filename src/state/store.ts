@@ -4,6 +4,7 @@ import type {
   BatchState,
   ClientPosition,
   Instant,
+  ReleaseSegmentsInput,
   SetCurrentBatchInput,
   StreamSessionSettings,
   StreamSessionView,
@@ -19,8 +20,8 @@ import type {
  */
 export interface Change<T> {
   readonly result: T;
-  /** The need this change announced (already published), or null. */
-  readonly announced: BatchNeed | null;
+  /** The needs this change announced (already published), in announcement order. */
+  readonly announced: readonly BatchNeed[];
   /** True when the change had already been made (completing a complete batch again). */
   readonly repeated?: boolean;
 }
@@ -83,11 +84,13 @@ export interface StreamSessionStore {
     batchNumber: number,
     now: Instant,
   ): MaybePromise<Change<BatchState>>;
+  /** True when any made segment was in the range. */
+  releaseSegments(input: ReleaseSegmentsInput, now: Instant): MaybePromise<Change<boolean>>;
 
   getStreamSession(id: string): Promise<StreamSessionView | null>;
   /** Oldest first. */
   listStreamSessions(limit: number, offset: number): Promise<StreamSessionView[]>;
-  /** The need every session (or the one named) has now, with its latest sequence. */
+  /** The needs pending in every session (or the one named), each as announced, in announcement order per session. */
   pendingNeeds(streamSessionId?: string): Promise<BatchNeededEvent[]>;
   /**
    * What is due at `now` (at most `limit` items), oldest first. Costs
@@ -101,8 +104,8 @@ export interface StreamSessionStore {
     now: Instant,
   ): MaybePromise<Change<boolean>>;
   /**
-   * Declares the batch stalled if it is still the current, incomplete batch
-   * past its deadline, announces STALLED and sets the next deadline.
+   * Declares the batch stalled if it is still in flight past its deadline,
+   * announces STALLED and sets its next deadline.
    */
   stallBatch(
     streamSessionId: string,

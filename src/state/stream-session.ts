@@ -1,18 +1,33 @@
+import { shouldGenerateNextBatch } from './batch-need.js';
 import {
-  type AnnouncedNeed,
-  decideBatchNeed,
-  isNewNeed,
-  shouldGenerateNextBatch,
-} from './batch-need.js';
-import { ConflictError } from './errors.js';
+  addSpan,
+  type CoverageInput,
+  type CoveragePiece,
+  evaluate,
+  type MergedRange,
+  mergeCoverage,
+  needEnd,
+  overlaps,
+  type PendingSpan,
+  REASON_ORDER,
+  removeSpan,
+  type Span,
+  shareQuality,
+  sortQualities,
+  type Verdict,
+} from './coverage.js';
+import { ConflictError, InvalidInputError } from './errors.js';
 import { message } from './messages.js';
 import {
   type BatchNeed,
+  BatchNeededReason,
   type BatchState,
   type ClientPosition,
+  type CoveredRange,
   type Instant,
   QUALITIES,
   type Quality,
+  type ReleaseSegmentsInput,
   type SetCurrentBatchInput,
   type StreamSessionSettings,
   type StreamSessionView,
@@ -29,7 +44,28 @@ export interface ClientSlot {
   segmentNumber: number;
   quality: Quality;
   lastUpdated: Instant;
+  /**
+   * The hot path: while the client stays within [lo, hi] in the same
+   * rendition it is served by what is made or in flight, and a move costs
+   * nothing but storing it. Empty (lo > hi) when it depends on pending needs.
+   */
+  lo: number;
+  hi: number;
   readonly streamSession: StreamSession;
+}
+
+/** A need announced and not yet claimed. Never changes once announced. */
+export interface PendingNeed extends BatchNeed {
+  /** Its place among the session's announcements: 1, 2, ... */
+  readonly sequence: number;
+}
+
+/** A batch of the session, with what the sweeper needs to know of it. */
+export interface BatchRecord extends BatchState {
+  /** Times it stalled since it was last claimed. */
+  readonly stalls: number;
+  /** When it last stalled (its next stall is a batch timeout after); null when it has not since its claim. */
+  readonly stalledAt: Instant | null;
 }
 
 /** What a StreamSession holds, as plain data (snapshots, other stores). */
@@ -38,60 +74,111 @@ export interface StreamSessionState {
   readonly createdAt: Instant;
   readonly updatedAt: Instant;
   readonly currentBatch: BatchState | null;
-  /** How many times the current batch has stalled since it was claimed. */
-  readonly stalls: number;
-  /** How many stalls the session has had in all: tells each stall's need from the last. */
-  readonly stallSerial: number;
-  /** The need last announced, so a restart does not announce it again. */
-  readonly announced: AnnouncedNeed | null;
+  /** Batches in flight, and complete ones not wholly released, by batchNumber. */
+  readonly batches: readonly BatchRecord[];
+  /** Segments of completed batches not released, per rendition. */
+  readonly made: readonly CoveredRange[];
+  /** Needs announced and not yet claimed, in announcement order. */
+  readonly needs: readonly PendingNeed[];
+  /** 1 + the highest batch number ever claimed (0 before the first claim). */
+  readonly claimedHigh: number;
+  /** How many needs were announced: the sequence of the latest. */
   readonly announcements: number;
   readonly clients: readonly ClientPosition[];
 }
 
+const EMPTY_LO = 1;
+const EMPTY_HI = 0;
+
 /**
- * One playback of one video, shared by every client watching it: its current
- * batch, every client's position and what follows from them.
+ * One playback of one video, shared by every client watching it: its
+ * batches, what they cover in each rendition, the needs pending, every
+ * client's position, and what follows from them (contract v2).
  *
  * Synchronous and single-owner: its one caller, the memory store, runs each
- * change to completion, so nothing interleaves. Every method is O(1) or
- * O(log distinct segments) but `view()`, which copies the clients.
+ * change to completion, so nothing interleaves. A position update that stays
+ * within the client's safe range costs O(log distinct segments); one that
+ * leaves it is decided in O(log ranges). A claim, completion or release
+ * re-decides the clients of the renditions it touches, O(clients).
  */
 export class StreamSession {
-  private batch: BatchState | null = null;
-  private stallCount = 0;
-  // Never reset: a re-claimed batch that stalls again is a new need, though
-  // its stalls-since-claim count starts over.
-  private stallSerial = 0;
+  private readonly batchMap = new Map<number, BatchRecord>();
+  private current: BatchState | null = null;
+  private readonly made = new Map<Quality, Span[]>();
+  /** Pending needs by batchNumber (announcement order is their sequence). */
+  private readonly needs = new Map<number, PendingNeed>();
+  /** How many clients rely on each pending need. */
+  private readonly needClients = new Map<number, number>();
+  /** Clients that rely on pending needs, and on which. */
+  private readonly dependents = new Map<string, readonly number[]>();
+  private claimedHigh = 0;
+  private announcements = 0;
   private readonly clients = new Map<string, ClientSlot>();
   private readonly segments = new SegmentTally();
-  private readonly qualityCounts = new Map<Quality, number>();
-  private announced: AnnouncedNeed | null = null;
-  private announcements = 0;
   private lastChange: Instant;
+  /** Needs announced by the change under way, for the store to publish. */
+  private outbox: PendingNeed[] = [];
+  private mergedCache = new Map<string, MergedRange[]>();
+  private readonly rules: CoverageInput;
 
   constructor(
     readonly settings: StreamSessionSettings,
     readonly createdAt: Instant,
   ) {
     this.lastChange = createdAt;
+    this.rules = {
+      threshold: settings.threshold,
+      batchSize: settings.batchSize,
+      lastSegment: settings.lastSegment,
+      merged: (quality, withPending) => this.merged(quality, withPending),
+      pendingNeeds: (quality) => this.pendingSpans(quality),
+    };
   }
 
-  /** Rebuilds a session from its plain state (a snapshot). */
+  /** A new session: FIRST_BATCH is announced at once (take it with takeAnnounced). */
+  static create(settings: StreamSessionSettings, now: Instant): StreamSession {
+    const session = new StreamSession(settings, now);
+    session.announce(
+      BatchNeededReason.FIRST_BATCH,
+      0,
+      settings.startSegment,
+      needEnd(session.rules, settings.startSegment, settings.qualities),
+      settings.qualities,
+    );
+    return session;
+  }
+
+  /** Rebuilds a session from its plain state (a snapshot). Announces nothing. */
   static restore(state: StreamSessionState): StreamSession {
     const session = new StreamSession(state.settings, state.createdAt);
-    for (const client of state.clients) {
-      session.updateClientPosition(
-        client.sessionId,
-        client.segmentNumber,
-        client.quality,
-        client.lastUpdated,
+    for (const batch of state.batches) session.batchMap.set(batch.batchNumber, batch);
+    for (const range of state.made) {
+      session.made.set(
+        range.quality,
+        addSpan(session.made.get(range.quality) ?? [], range.startSegment, range.endSegment),
       );
     }
-    session.batch = state.currentBatch;
-    session.stallCount = state.stalls;
-    session.stallSerial = state.stallSerial;
-    session.announced = state.announced;
+    for (const need of state.needs) session.needs.set(need.batchNumber, need);
+    session.current = state.currentBatch;
+    session.claimedHigh = state.claimedHigh;
     session.announcements = state.announcements;
+    for (const client of state.clients) {
+      const slot: ClientSlot = {
+        sessionId: client.sessionId,
+        segmentNumber: client.segmentNumber,
+        quality: client.quality,
+        lastUpdated: client.lastUpdated,
+        lo: EMPTY_LO,
+        hi: EMPTY_HI,
+        streamSession: session,
+      };
+      session.clients.set(slot.sessionId, slot);
+      session.segments.add(slot.segmentNumber);
+      // Who relies on what is derived, not saved; an unserved client is
+      // decided on its next report.
+      const verdict = evaluate(session.rules, slot.segmentNumber, slot.quality);
+      if (verdict.served) session.attach(slot, verdict);
+    }
     session.lastChange = state.updatedAt;
     return session;
   }
@@ -104,13 +191,15 @@ export class StreamSession {
     return this.lastChange;
   }
 
+  /** The batch claimed most recently. */
   get currentBatch(): BatchState | null {
-    return this.batch;
+    return this.current;
   }
 
-  /** True when the current batch was claimed and not completed within the batch timeout. */
+  /** True when the current batch stalled and was not claimed again or completed since. */
   get isStalled(): boolean {
-    return this.stallCount > 0;
+    const current = this.current;
+    return current !== null && (this.batchMap.get(current.batchNumber)?.stalls ?? 0) > 0;
   }
 
   /** The highest segment among the clients now; null when there are none. */
@@ -127,11 +216,6 @@ export class StreamSession {
     return this.clients.size;
   }
 
-  /** How many needs have been announced: the sequence of the latest one. */
-  get announcementSequence(): number {
-    return this.announcements;
-  }
-
   getClient(sessionId: string): ClientSlot | undefined {
     return this.clients.get(sessionId);
   }
@@ -141,39 +225,68 @@ export class StreamSession {
     return this.clients.values();
   }
 
-  /** The distinct renditions the clients play now, best first. */
-  qualities(): Quality[] {
-    return QUALITIES.filter((q) => (this.qualityCounts.get(q) ?? 0) > 0);
+  /** Batches in flight and complete ones not released, by batchNumber. */
+  batchRecords(): BatchRecord[] {
+    return [...this.batchMap.values()].sort((a, b) => a.batchNumber - b.batchNumber);
+  }
+
+  /** Needs announced and not claimed, in announcement order. */
+  pendingNeeds(): PendingNeed[] {
+    return [...this.needs.values()].sort((a, b) => a.sequence - b.sequence);
+  }
+
+  /** The needs announced by the change just made, once; the store publishes them. */
+  takeAnnounced(): PendingNeed[] {
+    const out = this.outbox;
+    if (out.length > 0) this.outbox = [];
+    return out;
   }
 
   shouldGenerateNextBatch(): boolean {
-    return shouldGenerateNextBatch(this.batch, this.furthestSegment, this.settings.threshold);
+    return shouldGenerateNextBatch(this.current, this.furthestSegment, this.settings.threshold);
   }
 
-  /** Creates or moves a client's position; returns its (live) record. */
+  /**
+   * Creates or moves a client's position, then decides its need. Most moves
+   * stay within the client's safe range and end at storing it.
+   */
   updateClientPosition(
     sessionId: string,
     segmentNumber: number,
     quality: Quality,
     now: Instant,
   ): ClientSlot {
+    const last = this.settings.lastSegment;
+    if (last !== null && segmentNumber > last) {
+      throw new InvalidInputError(
+        message('pastLastSegment', { id: this.id, segmentNumber, lastSegment: last }),
+      );
+    }
     let slot = this.clients.get(sessionId);
+    this.lastChange = now;
     if (slot === undefined) {
-      slot = { sessionId, segmentNumber, quality, lastUpdated: now, streamSession: this };
+      slot = {
+        sessionId,
+        segmentNumber,
+        quality,
+        lastUpdated: now,
+        lo: EMPTY_LO,
+        hi: EMPTY_HI,
+        streamSession: this,
+      };
       this.clients.set(sessionId, slot);
       this.segments.add(segmentNumber);
-      this.countQuality(quality, 1);
     } else {
       this.segments.move(slot.segmentNumber, segmentNumber);
-      if (slot.quality !== quality) {
-        this.countQuality(slot.quality, -1);
-        this.countQuality(quality, 1);
+      slot.lastUpdated = now;
+      if (slot.quality === quality && segmentNumber >= slot.lo && segmentNumber <= slot.hi) {
+        slot.segmentNumber = segmentNumber;
+        return slot;
       }
       slot.segmentNumber = segmentNumber;
       slot.quality = quality;
-      slot.lastUpdated = now;
     }
-    this.lastChange = now;
+    this.settle([slot]);
     return slot;
   }
 
@@ -183,152 +296,242 @@ export class StreamSession {
     if (slot === undefined) return undefined;
     this.clients.delete(sessionId);
     this.segments.remove(slot.segmentNumber);
-    this.countQuality(slot.quality, -1);
     this.lastChange = now;
+    this.withdrawOrphans(this.detach(slot));
     return slot;
   }
 
   /**
-   * Claims and starts a batch. The number must be the next one: 0 without a
-   * batch, current + 1 after a complete one, the current one again after it
-   * stalled. Anything else is a conflict, which is how the second of two
-   * racing encoders learns it lost.
+   * Claims and starts a batch (setCurrentBatch in the contract): a pending
+   * need's number with a range containing its start, a STALLED batch's
+   * number with its range again, or, with no need pending, the next unused
+   * number. BAD_USER_INPUT for what contradicts the session; CONFLICT for
+   * what contradicts its state (a racing encoder learns it lost this way).
    */
   setCurrentBatch(input: Omit<SetCurrentBatchInput, 'streamSessionId'>, now: Instant): BatchState {
-    const expected = this.nextBatchNumber();
-    if (expected === null) {
-      const current = this.batch as BatchState;
+    this.checkClaimInput(input);
+    const n = input.batchNumber;
+    const range = { start: input.startSegment, end: input.endSegment };
+    const need = this.needs.get(n);
+    const existing = this.batchMap.get(n);
+
+    if (need?.reason === BatchNeededReason.STALLED && existing !== undefined) {
+      if (range.start !== existing.startSegment || range.end !== existing.endSegment) {
+        throw new ConflictError(
+          message('stalledRange', {
+            id: this.id,
+            batchNumber: n,
+            startSegment: existing.startSegment,
+            endSegment: existing.endSegment,
+          }),
+        );
+      }
+      this.needs.delete(n);
+      const batch: BatchRecord = {
+        ...existing,
+        generationStarted: now,
+        stalls: 0,
+        stalledAt: null,
+      };
+      this.batchMap.set(n, batch);
+      this.current = publicBatch(batch);
+      this.lastChange = now;
+      return this.current;
+    }
+
+    let qualities: readonly Quality[];
+    if (need !== undefined) {
+      if (need.startSegment < range.start || need.startSegment > range.end) {
+        throw new ConflictError(
+          message('claimMissesNeed', {
+            id: this.id,
+            batchNumber: n,
+            startSegment: need.startSegment,
+          }),
+        );
+      }
+      qualities = input.qualities ? sortQualities(input.qualities) : need.qualities;
+      const missing = need.qualities.filter((q) => !qualities.includes(q));
+      if (missing.length > 0) {
+        throw new ConflictError(
+          message('claimMissesQualities', {
+            id: this.id,
+            batchNumber: n,
+            qualities: missing.join(', '),
+          }),
+        );
+      }
+    } else if (existing !== undefined) {
       throw new ConflictError(
-        message('batchStillGenerating', {
+        message(existing.isComplete ? 'batchComplete' : 'batchStillGenerating', {
           id: this.id,
-          current: current.batchNumber,
-          batchNumber: input.batchNumber,
+          batchNumber: n,
         }),
       );
+    } else {
+      const expected = this.nextNumber();
+      if (this.needs.size > 0) {
+        throw new ConflictError(
+          message('needsPending', { id: this.id, batchNumber: n, pending: this.pendingList() }),
+        );
+      }
+      if (n !== expected) {
+        throw new ConflictError(
+          message('unexpectedBatch', { id: this.id, expected, batchNumber: n }),
+        );
+      }
+      qualities = input.qualities ? sortQualities(input.qualities) : this.settings.qualities;
     }
-    if (input.batchNumber !== expected) {
-      throw new ConflictError(
-        message('unexpectedBatch', { id: this.id, expected, batchNumber: input.batchNumber }),
-      );
-    }
-    this.batch = {
-      batchNumber: input.batchNumber,
-      startSegment: input.startSegment,
-      endSegment: input.endSegment,
+    this.checkOverlap(n, range, qualities);
+
+    const batch: BatchRecord = {
+      batchNumber: n,
+      startSegment: range.start,
+      endSegment: range.end,
       videoSourcePath: input.videoSourcePath,
       videoStartOffset: input.videoStartOffset,
       generationStarted: now,
       generationEnded: null,
       isComplete: false,
+      qualities,
+      isLastBatch: range.end === this.settings.lastSegment,
+      stalls: 0,
+      stalledAt: null,
     };
-    this.stallCount = 0;
+    this.batchMap.set(n, batch);
+    this.current = publicBatch(batch);
+    if (n + 1 > this.claimedHigh) this.claimedHigh = n + 1;
     this.lastChange = now;
-    return this.batch;
-  }
-
-  /** The batch number a claim must carry now, or null while one is generating. */
-  nextBatchNumber(): number | null {
-    if (this.batch === null) return 0;
-    if (this.batch.isComplete) return this.batch.batchNumber + 1;
-    return this.isStalled ? this.batch.batchNumber : null;
+    this.invalidate();
+    if (need !== undefined) {
+      this.needs.delete(n);
+      this.needClients.delete(n);
+      // Its clients relied on the need; the batch may cover less than it did.
+      const relying: ClientSlot[] = [];
+      for (const [sessionId, needs] of this.dependents) {
+        if (needs.includes(n)) relying.push(this.clients.get(sessionId) as ClientSlot);
+      }
+      this.settle(relying);
+    }
+    return this.current;
   }
 
   /**
-   * Marks the current batch complete. Completing it again returns it
-   * unchanged; so does a late completion by an encoder whose claim stalled.
+   * Marks a batch complete. Completing it again returns it unchanged; so
+   * does a late completion of a batch that stalled (its STALLED need goes).
+   * Clients of its renditions are decided again: one near the end of what is
+   * now made asks for what follows.
    */
   completeBatch(batchNumber: number, now: Instant): BatchState {
-    const batch = this.batch;
-    if (batch === null) {
-      throw new ConflictError(message('noBatchToComplete', { id: this.id, batchNumber }));
+    const batch = this.batchMap.get(batchNumber);
+    if (batch === undefined) {
+      throw new ConflictError(message('notABatch', { id: this.id, batchNumber }));
     }
-    if (batch.batchNumber !== batchNumber) {
-      throw new ConflictError(
-        message('notCurrentBatch', { id: this.id, batchNumber, current: batch.batchNumber }),
+    if (batch.isComplete) return publicBatch(batch);
+    const done: BatchRecord = {
+      ...batch,
+      generationEnded: now,
+      isComplete: true,
+      stalls: 0,
+      stalledAt: null,
+    };
+    this.batchMap.set(batchNumber, done);
+    if (this.needs.get(batchNumber)?.reason === BatchNeededReason.STALLED) {
+      this.needs.delete(batchNumber);
+    }
+    for (const quality of done.qualities) {
+      this.made.set(
+        quality,
+        addSpan(this.made.get(quality) ?? [], done.startSegment, done.endSegment),
       );
     }
-    if (batch.isComplete) return batch;
-    this.batch = { ...batch, generationEnded: now, isComplete: true };
-    this.stallCount = 0;
+    const result = publicBatch(done);
+    if (this.current?.batchNumber === batchNumber) this.current = result;
     this.lastChange = now;
-    return this.batch;
+    this.invalidate();
+    this.settle(this.clientsOf(done.qualities));
+    return result;
   }
 
   /**
-   * Declares the current batch stalled (its claim timed out) so that it is
-   * needed again. False when there is no batch being generated.
+   * An encoder deleted these segments: made segments there are no longer
+   * covered (a batch in flight is untouched), and a complete batch with
+   * nothing left goes. True when any made segment was there.
    */
-  markStalled(now: Instant): boolean {
-    if (this.batch === null || this.batch.isComplete) return false;
-    this.stallCount++;
-    this.stallSerial++;
+  releaseSegments(input: Omit<ReleaseSegmentsInput, 'streamSessionId'>, now: Instant): boolean {
+    const qualities = input.qualities ? sortQualities(input.qualities) : QUALITIES;
+    let released = false;
+    for (const quality of qualities) {
+      const { spans, removed } = removeSpan(
+        this.made.get(quality) ?? [],
+        input.startSegment,
+        input.endSegment,
+      );
+      if (!removed) continue;
+      released = true;
+      if (spans.length === 0) this.made.delete(quality);
+      else this.made.set(quality, spans);
+    }
+    if (!released) return false;
+    for (const batch of this.batchMap.values()) {
+      if (!batch.isComplete) continue;
+      const left = batch.qualities.some((q) =>
+        (this.made.get(q) ?? []).some((span) =>
+          overlaps(span, { start: batch.startSegment, end: batch.endSegment }),
+        ),
+      );
+      if (!left) this.batchMap.delete(batch.batchNumber);
+    }
+    this.lastChange = now;
+    this.invalidate();
+    this.settle(this.clientsOf(qualities));
+    return true;
+  }
+
+  /** When the next batch in flight stalls, given the timeout; null with none in flight. */
+  nextStallDeadline(batchTimeout: number): { batchNumber: number; deadline: Instant } | null {
+    let next: { batchNumber: number; deadline: Instant } | null = null;
+    for (const batch of this.batchMap.values()) {
+      if (batch.isComplete) continue;
+      const deadline = (batch.stalledAt ?? batch.generationStarted) + batchTimeout;
+      if (next === null || deadline < next.deadline) {
+        next = { batchNumber: batch.batchNumber, deadline };
+      }
+    }
+    return next;
+  }
+
+  /**
+   * Declares a batch in flight stalled (its claim timed out): STALLED is
+   * announced, the same number and range, to be claimed again. False when it
+   * is not in flight.
+   */
+  markStalled(batchNumber: number, now: Instant): boolean {
+    const batch = this.batchMap.get(batchNumber);
+    if (batch === undefined || batch.isComplete) return false;
+    this.batchMap.set(batchNumber, { ...batch, stalls: batch.stalls + 1, stalledAt: now });
+    this.needs.delete(batchNumber);
+    this.announce(
+      BatchNeededReason.STALLED,
+      batchNumber,
+      batch.startSegment,
+      batch.endSegment,
+      batch.qualities,
+      batch.videoStartOffset,
+    );
     this.lastChange = now;
     return true;
   }
 
-  /** The batch the session needs now, whether announced or not. */
-  batchNeed(): BatchNeed | null {
-    return decideBatchNeed({
-      settings: this.settings,
-      currentBatch: this.batch,
-      furthestSegment: this.furthestSegment,
-      qualities: this.qualities(),
-      stalled: this.isStalled,
-    });
-  }
-
-  /**
-   * The need pending now, as announced: while the need is still the one last
-   * announced, its start, end and reason are the announced ones (a replay
-   * tells a new subscriber what the others were told), with the clients' now.
-   */
-  pendingNeed(): BatchNeed | null {
-    const need = this.batchNeed();
-    const announced = this.announced;
-    if (need === null || announced === null || isNewNeed(announced, need, this.stallSerial)) {
-      return need;
-    }
-    return {
-      ...need,
-      reason: announced.reason,
-      startSegment: announced.startSegment,
-      endSegment: announced.endSegment,
-      videoStartOffset:
-        need.startSegment === announced.startSegment
-          ? need.videoStartOffset
-          : announced.startSegment * this.settings.segmentDuration,
-    };
-  }
-
-  /**
-   * The need to announce after a change, once per need: null when there is
-   * none or it was already announced. Call after every change.
-   */
-  announceNeed(): { need: BatchNeed; sequence: number } | null {
-    // The hot path: most updates leave a batch generating (not stalled), or a
-    // complete one far from the viewers; say so before building any need.
-    const batch = this.batch;
-    if (batch !== null && (batch.isComplete ? !this.shouldGenerateNextBatch() : !this.isStalled)) {
-      return null;
-    }
-    const need = this.batchNeed();
-    if (need === null || !isNewNeed(this.announced, need, this.stallSerial)) return null;
-    this.announced = {
-      reason: need.reason,
-      batchNumber: need.batchNumber,
-      startSegment: need.startSegment,
-      endSegment: need.endSegment,
-      stalls: this.stallSerial,
-    };
-    this.announcements++;
-    return { need, sequence: this.announcements };
-  }
-
   /** A consistent copy of the session now, clients ordered by sessionId. */
   view(): StreamSessionView {
+    const batches = this.batchRecords();
     return {
       ...this.settings,
-      currentBatch: this.batch,
+      currentBatch: this.current,
+      batches: batches.map(publicBatch),
+      stalledBatches: batches.filter((b) => b.stalls > 0).map((b) => b.batchNumber),
+      coverage: this.coverage(),
       clientPositions: this.positions().sort((a, b) =>
         a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0,
       ),
@@ -343,17 +546,274 @@ export class StreamSession {
 
   /** The session as plain data, from which `restore` rebuilds it. */
   state(): StreamSessionState {
+    const made: CoveredRange[] = [];
+    for (const quality of QUALITIES) {
+      for (const span of this.made.get(quality) ?? []) {
+        made.push({ quality, startSegment: span.start, endSegment: span.end });
+      }
+    }
     return {
       settings: this.settings,
       createdAt: this.createdAt,
       updatedAt: this.lastChange,
-      currentBatch: this.batch,
-      stalls: this.stallCount,
-      stallSerial: this.stallSerial,
-      announced: this.announced,
+      currentBatch: this.current,
+      batches: this.batchRecords(),
+      made,
+      needs: this.pendingNeeds(),
+      claimedHigh: this.claimedHigh,
       announcements: this.announcements,
       clients: this.positions(),
     };
+  }
+
+  // --- the rules, applied -------------------------------------------------
+
+  /**
+   * Decides `slots` again after a change: each is served (by what is made or
+   * in flight, or by pending needs it then relies on) or unserved. Pending
+   * needs nobody relies on any more are withdrawn; then the unserved get
+   * needs, lowest start first, clients needing the same start sharing one.
+   */
+  private settle(slots: readonly ClientSlot[]): void {
+    if (slots.length === 0) return;
+    const sorted = [...slots].sort((a, b) =>
+      a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0,
+    );
+    const released = new Set<number>();
+    for (const slot of sorted) for (const n of this.detach(slot)) released.add(n);
+    let unserved: ClientSlot[] = [];
+    for (const slot of sorted) {
+      const verdict = evaluate(this.rules, slot.segmentNumber, slot.quality);
+      if (verdict.served) this.attach(slot, verdict);
+      else unserved.push(slot);
+    }
+    this.withdrawOrphans(released);
+    while (unserved.length > 0) {
+      const verdicts = new Map<ClientSlot, Verdict>();
+      const still: ClientSlot[] = [];
+      let start = Number.POSITIVE_INFINITY;
+      for (const slot of unserved) {
+        const verdict = evaluate(this.rules, slot.segmentNumber, slot.quality);
+        if (verdict.served) {
+          this.attach(slot, verdict);
+          continue;
+        }
+        verdicts.set(slot, verdict);
+        still.push(slot);
+        if (verdict.start < start) start = verdict.start;
+      }
+      if (still.length === 0) break;
+      const group = still.filter((slot) => {
+        const verdict = verdicts.get(slot);
+        return verdict !== undefined && !verdict.served && verdict.start === start;
+      });
+      let reason: BatchNeededReason = BatchNeededReason.QUALITY_CHANGE;
+      for (const slot of group) {
+        const verdict = verdicts.get(slot);
+        if (verdict === undefined || verdict.served) continue;
+        if (REASON_ORDER.indexOf(verdict.reason) < REASON_ORDER.indexOf(reason)) {
+          reason = verdict.reason;
+        }
+      }
+      const qualities = sortQualities(group.map((slot) => slot.quality));
+      const n = this.nextNumber();
+      this.announce(reason, n, start, needEnd(this.rules, start, qualities), qualities);
+      for (const slot of group)
+        this.attach(slot, { served: true, lo: EMPTY_LO, hi: EMPTY_HI, needs: [n] });
+      unserved = still.filter((slot) => !group.includes(slot));
+    }
+  }
+
+  /** Records a served client's verdict: its safe range, or the pending needs it relies on. */
+  private attach(slot: ClientSlot, verdict: Verdict & { served: true }): void {
+    slot.lo = verdict.lo;
+    slot.hi = verdict.hi;
+    if (verdict.needs.length === 0) return;
+    this.dependents.set(slot.sessionId, verdict.needs);
+    for (const n of verdict.needs) this.needClients.set(n, (this.needClients.get(n) ?? 0) + 1);
+  }
+
+  /** Forgets what a client relied on; returns those needs. */
+  private detach(slot: ClientSlot): readonly number[] {
+    slot.lo = EMPTY_LO;
+    slot.hi = EMPTY_HI;
+    const needs = this.dependents.get(slot.sessionId);
+    if (needs === undefined) return NONE;
+    this.dependents.delete(slot.sessionId);
+    for (const n of needs) {
+      const count = this.needClients.get(n);
+      if (count !== undefined) this.needClients.set(n, count - 1);
+    }
+    return needs;
+  }
+
+  /** Withdraws the pending needs among `numbers` that no client relies on (not FIRST_BATCH, not STALLED). */
+  private withdrawOrphans(numbers: Iterable<number>): void {
+    for (const n of numbers) {
+      const need = this.needs.get(n);
+      if (need === undefined || (this.needClients.get(n) ?? 0) > 0) continue;
+      if (need.reason === BatchNeededReason.FIRST_BATCH) continue;
+      if (need.reason === BatchNeededReason.STALLED) continue;
+      this.needs.delete(n);
+      this.needClients.delete(n);
+      this.invalidate();
+    }
+  }
+
+  /** Records and queues a need announced now. */
+  private announce(
+    reason: BatchNeededReason,
+    batchNumber: number,
+    startSegment: number,
+    endSegment: number,
+    qualities: readonly Quality[],
+    videoStartOffset = startSegment * this.settings.segmentDuration,
+  ): void {
+    this.announcements++;
+    const need: PendingNeed = {
+      reason,
+      batchNumber,
+      startSegment,
+      endSegment,
+      videoSourcePath: this.settings.videoSourcePath,
+      videoStartOffset,
+      furthestSegment: this.furthestSegment,
+      qualities,
+      segmentDuration: this.settings.segmentDuration,
+      isLastBatch: endSegment === this.settings.lastSegment,
+      sequence: this.announcements,
+    };
+    this.needs.set(batchNumber, need);
+    if (reason !== BatchNeededReason.STALLED) this.invalidate();
+    this.outbox.push(need);
+  }
+
+  /** The number a new need (or a claim ahead of need) takes: the next unused one. */
+  private nextNumber(): number {
+    let next = this.claimedHigh;
+    for (const need of this.needs.values()) {
+      if (need.reason !== BatchNeededReason.STALLED && need.batchNumber + 1 > next) {
+        next = need.batchNumber + 1;
+      }
+    }
+    return next;
+  }
+
+  private pendingList(): string {
+    return [...this.needs.keys()].sort((a, b) => a - b).join(', ');
+  }
+
+  private checkClaimInput(input: Omit<SetCurrentBatchInput, 'streamSessionId'>): void {
+    const { settings } = this;
+    const { startSegment, endSegment, videoStartOffset } = input;
+    if (startSegment > endSegment) {
+      throw new InvalidInputError(message('claimBackwards', { startSegment, endSegment }));
+    }
+    const lastSegment = settings.lastSegment;
+    if (lastSegment !== null && endSegment > lastSegment) {
+      throw new InvalidInputError(
+        message('claimPastEnd', { id: this.id, endSegment, lastSegment }),
+      );
+    }
+    const expected = startSegment * settings.segmentDuration;
+    if (videoStartOffset !== expected) {
+      throw new InvalidInputError(
+        message('claimOffset', {
+          videoStartOffset,
+          expected,
+          startSegment,
+          segmentDuration: settings.segmentDuration,
+        }),
+      );
+    }
+    if (input.videoSourcePath !== settings.videoSourcePath) {
+      throw new InvalidInputError(message('claimSource', { id: this.id }));
+    }
+    if (input.qualities && input.qualities.length === 0) {
+      throw new InvalidInputError(message('claimNoQualities', {}));
+    }
+  }
+
+  /** CONFLICT when the range shares a rendition and a segment with a batch in flight or another pending need. */
+  private checkOverlap(n: number, range: Span, qualities: readonly Quality[]): void {
+    for (const batch of this.batchMap.values()) {
+      if (batch.isComplete || batch.batchNumber === n) continue;
+      if (shareQuality(batch.qualities, qualities) && overlaps(span(batch), range)) {
+        throw new ConflictError(
+          message('claimOverlapsBatch', {
+            id: this.id,
+            batchNumber: n,
+            other: batch.batchNumber,
+            startSegment: batch.startSegment,
+            endSegment: batch.endSegment,
+          }),
+        );
+      }
+    }
+    for (const need of this.needs.values()) {
+      if (need.batchNumber === n || need.reason === BatchNeededReason.STALLED) continue;
+      if (shareQuality(need.qualities, qualities) && overlaps(span(need), range)) {
+        throw new ConflictError(
+          message('claimOverlapsNeed', {
+            id: this.id,
+            batchNumber: n,
+            other: need.batchNumber,
+            startSegment: need.startSegment,
+            endSegment: need.endSegment,
+          }),
+        );
+      }
+    }
+  }
+
+  private clientsOf(qualities: readonly Quality[]): ClientSlot[] {
+    const out: ClientSlot[] = [];
+    for (const slot of this.clients.values()) if (qualities.includes(slot.quality)) out.push(slot);
+    return out;
+  }
+
+  private invalidate(): void {
+    if (this.mergedCache.size > 0) this.mergedCache = new Map();
+  }
+
+  private merged(quality: Quality, withPending: boolean): MergedRange[] {
+    const key = withPending ? `${quality}+` : quality;
+    let ranges = this.mergedCache.get(key);
+    if (ranges !== undefined) return ranges;
+    const pieces: CoveragePiece[] = [];
+    for (const s of this.made.get(quality) ?? []) pieces.push({ ...s, open: false });
+    for (const batch of this.batchMap.values()) {
+      if (!batch.isComplete && batch.qualities.includes(quality)) {
+        pieces.push({ start: batch.startSegment, end: batch.endSegment, open: true });
+      }
+    }
+    if (withPending) {
+      for (const need of this.pendingSpans(quality)) pieces.push({ ...need, open: true });
+    }
+    ranges = mergeCoverage(pieces);
+    this.mergedCache.set(key, ranges);
+    return ranges;
+  }
+
+  private pendingSpans(quality: Quality): PendingSpan[] {
+    const out: PendingSpan[] = [];
+    for (const need of this.needs.values()) {
+      if (need.reason !== BatchNeededReason.STALLED && need.qualities.includes(quality)) {
+        out.push({ start: need.startSegment, end: need.endSegment, batchNumber: need.batchNumber });
+      }
+    }
+    return out.sort((a, b) => a.start - b.start);
+  }
+
+  /** What is made or being made, per rendition (not what is only announced). */
+  private coverage(): CoveredRange[] {
+    const out: CoveredRange[] = [];
+    for (const quality of QUALITIES) {
+      for (const range of this.merged(quality, false)) {
+        out.push({ quality, startSegment: range.start, endSegment: range.end });
+      }
+    }
+    return out;
   }
 
   private positions(): ClientPosition[] {
@@ -361,12 +821,28 @@ export class StreamSession {
     for (const slot of this.clients.values()) positions.push(toPosition(slot));
     return positions;
   }
+}
 
-  private countQuality(quality: Quality, delta: number): void {
-    const count = (this.qualityCounts.get(quality) ?? 0) + delta;
-    if (count === 0) this.qualityCounts.delete(quality);
-    else this.qualityCounts.set(quality, count);
-  }
+const NONE: readonly number[] = Object.freeze([]);
+
+function span(x: { startSegment: number; endSegment: number }): Span {
+  return { start: x.startSegment, end: x.endSegment };
+}
+
+/** A batch as the API shows it, without the sweeper's bookkeeping. */
+function publicBatch(batch: BatchState): BatchState {
+  return {
+    batchNumber: batch.batchNumber,
+    startSegment: batch.startSegment,
+    endSegment: batch.endSegment,
+    videoSourcePath: batch.videoSourcePath,
+    videoStartOffset: batch.videoStartOffset,
+    generationStarted: batch.generationStarted,
+    generationEnded: batch.generationEnded,
+    isComplete: batch.isComplete,
+    qualities: batch.qualities,
+    isLastBatch: batch.isLastBatch,
+  };
 }
 
 /** An immutable copy of a client's record, as the API shows it. */

@@ -24,7 +24,7 @@ export function batchNeededFeed(
   streamSessionId?: string | null,
 ): AsyncIterableIterator<BatchNeededEvent> {
   const { store, activity, clock } = options;
-  // The latest need replayed per session: a live one of the same session at
+  // The latest need replayed per session (several may be pending): a live one of the same session at
   // or below its sequence is a repeat. With the session's creation: one
   // ended and made again under the same id starts its sequence over (one
   // made again within the same millisecond, while this subscriber was being
@@ -39,7 +39,10 @@ export function batchNeededFeed(
     replayFirst: async (replay) => {
       const pending = await store.pendingNeeds(streamSessionId ?? undefined);
       for (const { streamSession, sequence } of pending) {
-        replayed.set(streamSession.id, { createdAt: streamSession.createdAt, sequence });
+        const seen = replayed.get(streamSession.id);
+        if (seen === undefined || sequence > seen.sequence) {
+          replayed.set(streamSession.id, { createdAt: streamSession.createdAt, sequence });
+        }
       }
       for (const event of pending) await replay(event);
     },
