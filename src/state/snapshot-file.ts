@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { z } from 'zod';
 import type { MemoryStoreSnapshot } from './memory-store.js';
-import { QUALITIES } from './model.js';
+import { BatchNeededReason, QUALITIES, type Quality } from './model.js';
 
 /** A snapshot file that exists but cannot be used. Starting over it would lose state. */
 export class SnapshotError extends Error {
@@ -17,7 +17,9 @@ export class SnapshotError extends Error {
 const count = z.number().int().min(0);
 const instant = z.number().finite();
 
-const batchSchema = z.object({
+const quality = z.enum(QUALITIES as [Quality, ...Quality[]]);
+
+const batchV1 = z.object({
   batchNumber: count,
   startSegment: count,
   endSegment: count,
@@ -28,46 +30,156 @@ const batchSchema = z.object({
   isComplete: z.boolean(),
 });
 
-const snapshotSchema = z.object({
+const batch = batchV1.extend({
+  qualities: z.array(quality),
+  isLastBatch: z.boolean(),
+});
+
+const settingsV1 = z.object({
+  id: z.string().min(1),
+  videoSourcePath: z.string(),
+  segmentDuration: count,
+  batchSize: count,
+  threshold: count,
+  startSegment: count,
+});
+
+const client = z.object({
+  sessionId: z.string().min(1),
+  segmentNumber: count,
+  quality,
+  lastUpdated: instant,
+});
+
+const reason = z.enum(Object.values(BatchNeededReason) as [string, ...string[]]);
+
+const snapshotV2 = z.object({
+  version: z.literal(2),
+  savedAt: instant,
+  sessions: z.array(
+    z.object({
+      settings: settingsV1.extend({
+        durationSeconds: z.number().positive().nullable(),
+        lastSegment: count.nullable(),
+        qualities: z.array(quality).min(1),
+      }),
+      createdAt: instant,
+      updatedAt: instant,
+      currentBatch: batch.nullable(),
+      batches: z.array(batch.extend({ stalls: count, stalledAt: instant.nullable() })),
+      made: z.array(z.object({ quality, startSegment: count, endSegment: count })),
+      needs: z.array(
+        z.object({
+          reason,
+          batchNumber: count,
+          startSegment: count,
+          endSegment: count,
+          videoSourcePath: z.string(),
+          videoStartOffset: count,
+          furthestSegment: count.nullable(),
+          qualities: z.array(quality).min(1),
+          segmentDuration: count,
+          isLastBatch: z.boolean(),
+          sequence: count,
+        }),
+      ),
+      claimedHigh: count,
+      announcements: count,
+      idleSince: instant.nullable().optional(),
+      clients: z.array(client),
+    }),
+  ),
+});
+
+/** What a snapshot written before contract v2 (one current batch, no coverage) holds. */
+const snapshotV1 = z.object({
   version: z.literal(1),
   savedAt: instant,
   sessions: z.array(
     z.object({
-      settings: z.object({
-        id: z.string().min(1),
-        videoSourcePath: z.string(),
-        segmentDuration: count,
-        batchSize: count,
-        threshold: count,
-        startSegment: count,
-      }),
+      settings: settingsV1,
       createdAt: instant,
       updatedAt: instant,
-      currentBatch: batchSchema.nullable(),
+      currentBatch: batchV1.nullable(),
       stalls: count,
-      stallSerial: count,
       announced: z
-        .object({
-          reason: z.enum(['FIRST_BATCH', 'APPROACHING_END', 'SEEK_AHEAD', 'STALLED']),
-          batchNumber: count,
-          startSegment: count,
-          endSegment: count,
-          stalls: count,
-        })
+        .object({ reason, batchNumber: count, startSegment: count, endSegment: count })
         .nullable(),
       announcements: count,
       idleSince: instant.nullable().optional(),
-      clients: z.array(
-        z.object({
-          sessionId: z.string().min(1),
-          segmentNumber: count,
-          quality: z.enum(QUALITIES as [string, ...string[]]),
-          lastUpdated: instant,
-        }),
-      ),
+      clients: z.array(client),
     }),
   ),
 });
+
+const snapshotSchema = z.union([snapshotV2, snapshotV1]);
+
+/**
+ * A v1 snapshot as v2 state: the video's length unknown, every rendition;
+ * the current batch (if complete, its segments made in every rendition);
+ * the need announced and not claimed still pending. Clients are decided on
+ * their next report.
+ */
+function fromV1(v1: z.infer<typeof snapshotV1>): MemoryStoreSnapshot {
+  return {
+    version: 2,
+    savedAt: v1.savedAt,
+    sessions: v1.sessions.map((s) => {
+      const settings = {
+        ...s.settings,
+        durationSeconds: null,
+        lastSegment: null,
+        qualities: QUALITIES,
+      };
+      const current = s.currentBatch && {
+        ...s.currentBatch,
+        qualities: QUALITIES,
+        isLastBatch: false,
+      };
+      const claimedHigh = current ? current.batchNumber + 1 : 0;
+      const announced = s.announced;
+      const unclaimed =
+        announced !== null &&
+        (announced.batchNumber >= claimedHigh ||
+          (announced.reason === 'STALLED' && s.stalls > 0 && current?.isComplete === false));
+      return {
+        settings,
+        createdAt: s.createdAt,
+        updatedAt: s.updatedAt,
+        currentBatch: current,
+        batches: current ? [{ ...current, stalls: s.stalls, stalledAt: null }] : [],
+        made: current?.isComplete
+          ? QUALITIES.map((q) => ({
+              quality: q,
+              startSegment: current.startSegment,
+              endSegment: current.endSegment,
+            }))
+          : [],
+        needs: unclaimed
+          ? [
+              {
+                reason: announced.reason as BatchNeededReason,
+                batchNumber: announced.batchNumber,
+                startSegment: announced.startSegment,
+                endSegment: announced.endSegment,
+                videoSourcePath: settings.videoSourcePath,
+                videoStartOffset: announced.startSegment * settings.segmentDuration,
+                furthestSegment: null,
+                qualities: QUALITIES,
+                segmentDuration: settings.segmentDuration,
+                isLastBatch: false,
+                sequence: s.announcements,
+              },
+            ]
+          : [],
+        claimedHigh,
+        announcements: s.announcements,
+        idleSince: s.idleSince ?? null,
+        clients: s.clients,
+      };
+    }),
+  };
+}
 
 /**
  * Reads a snapshot. Null when there is no file (a first start); SnapshotError
@@ -95,7 +207,8 @@ export async function loadSnapshot(path: string): Promise<MemoryStoreSnapshot | 
       `not a valid snapshot (${issue?.path.join('.') || 'top level'}: ${issue?.message})`,
     );
   }
-  return parsed.data as MemoryStoreSnapshot;
+  const data = parsed.data;
+  return data.version === 1 ? fromV1(data) : (data as MemoryStoreSnapshot);
 }
 
 /**
