@@ -54,16 +54,17 @@ const logger = pino({ level: 'warn' }, pino.destination(2));
 const app = buildApp({ config, logger });
 
 /**
- * The need a store change announced: `announced` now, `announcement` before
- * 9ed2b02; reading both keeps this wrapper working on copies of src/ from
- * before that commit too (bench/ab.ts with BENCH_SRC).
+ * The (first) need a store change announced: a list in `announced` since
+ * contract v2, one need or null there before, `announcement` before 9ed2b02;
+ * reading all three keeps this wrapper working on copies of src/ from before
+ * (bench/ab.ts with BENCH_SRC).
  */
 function announcedOf(change: object): { batchNumber: number } | null {
-  const c = change as {
-    announced?: { batchNumber: number } | null;
-    announcement?: { batchNumber: number } | null;
-  };
-  return c.announced ?? c.announcement ?? null;
+  type Need = { batchNumber: number };
+  const c = change as { announced?: Need | readonly Need[] | null; announcement?: Need | null };
+  const announced = c.announced ?? c.announcement ?? null;
+  if (Array.isArray(announced)) return (announced as readonly Need[])[0] ?? null;
+  return announced as Need | null;
 }
 
 const marks = new Map<string, number>();
