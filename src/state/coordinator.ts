@@ -16,6 +16,7 @@ import {
   type BatchState,
   type ClientPosition,
   type CreateStreamSessionInput,
+  type ReleaseSegmentsInput,
   type SessionDefaults,
   type SetCurrentBatchInput,
   type StreamSessionEndedEvent,
@@ -201,6 +202,18 @@ export class BatchCoordinator {
         batchNumber: batch.batchNumber,
         generationMs: (batch.generationEnded ?? batch.generationStarted) - batch.generationStarted,
       }),
+    );
+  }
+
+  // STUB from branch v2-api, only so that the releaseSegments resolver
+  // typechecks: the v2 domain (coverage) replaces it at the merge. It releases
+  // nothing and fails every call (masked as an unexpected error).
+  /** v2: true when any made segment was in the range; NotFoundError for an unknown session. */
+  releaseSegments(input: ReleaseSegmentsInput): Promise<boolean> {
+    return Promise.reject(
+      new Error(
+        `releaseSegments(${input.streamSessionId}) is not implemented until the v2 domain lands.`,
+      ),
     );
   }
 
