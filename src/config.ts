@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { QUALITIES, type Quality } from './state/model.js';
 
 /**
  * The server's settings, read from the environment and checked at start.
@@ -13,6 +14,8 @@ export interface Config {
   readonly segmentDuration: number;
   readonly batchSize: number;
   readonly threshold: number;
+  /** The renditions FIRST_BATCH makes when createStreamSession names none: best first, each once. */
+  readonly qualities: readonly Quality[];
   /** Where state lives: this process's memory, or Redis shared by several instances. */
   readonly store: 'memory' | 'redis';
   /** The Redis server, with STORE=redis. */
@@ -97,6 +100,32 @@ const seconds = (min: number, max: number) =>
 
 const DAY = 86_400;
 
+// A comma-separated list of renditions (DEFAULT_QUALITIES=1080p,480p), kept
+// best first and each once, as the state layer keeps them. Blank items (a
+// trailing comma) are ignored; a list that names none is refused.
+const qualityList = z.string().transform((list, context) => {
+  const named = list
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+  const unknown = named.filter((item) => !(QUALITIES as readonly string[]).includes(item));
+  if (unknown.length > 0) {
+    context.addIssue({
+      code: 'custom',
+      message: `${unknown.map((item) => `'${item}'`).join(', ')} ${unknown.length === 1 ? 'is not a quality' : 'are not qualities'}: name one or more of ${QUALITIES.join(', ')}, separated by commas`,
+    });
+    return z.NEVER;
+  }
+  if (named.length === 0) {
+    context.addIssue({
+      code: 'custom',
+      message: `must name one or more of ${QUALITIES.join(', ')}, separated by commas`,
+    });
+    return z.NEVER;
+  }
+  return QUALITIES.filter((quality) => named.includes(quality));
+});
+
 /** Every variable the service reads: its check, and its default when it has one. */
 export const envSchema = z.object({
   PORT: integer(0, 65_535).default(4000),
@@ -104,6 +133,7 @@ export const envSchema = z.object({
   SEGMENT_DURATION: integer(1, 3_600).default(6),
   BATCH_SIZE: integer(1, 100_000).default(20),
   THRESHOLD: integer(0, 100_000).default(5),
+  DEFAULT_QUALITIES: qualityList.default([...QUALITIES]),
   STORE: z.enum(['memory', 'redis']).default('memory'),
   REDIS_URL: z
     .string()
@@ -167,6 +197,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     segmentDuration: e.SEGMENT_DURATION,
     batchSize: e.BATCH_SIZE,
     threshold: e.THRESHOLD,
+    qualities: e.DEFAULT_QUALITIES,
     store: e.STORE,
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,

@@ -27,6 +27,7 @@ describe('loadConfig', () => {
       segmentDuration: 6,
       batchSize: 20,
       threshold: 5,
+      qualities: ['1080p', '720p', '480p'],
       store: 'memory',
       redisUrl: 'redis://127.0.0.1:6379',
       redisKeyPrefix: 'hbc:',
@@ -66,6 +67,7 @@ describe('loadConfig', () => {
         SEGMENT_DURATION: '4',
         BATCH_SIZE: '50',
         THRESHOLD: '10',
+        DEFAULT_QUALITIES: '720p,480p',
         STORE: 'redis',
         REDIS_URL: 'redis://cache.internal:6380/2',
         REDIS_KEY_PREFIX: 'staging:',
@@ -97,6 +99,7 @@ describe('loadConfig', () => {
       segmentDuration: 4,
       batchSize: 50,
       threshold: 10,
+      qualities: ['720p', '480p'],
       store: 'redis',
       redisUrl: 'redis://cache.internal:6380/2',
       redisKeyPrefix: 'staging:',
@@ -221,6 +224,55 @@ describe('loadConfig', () => {
     });
   });
 
+  describe('DEFAULT_QUALITIES: the renditions of a first batch, for sessions that name none', () => {
+    it('is every quality, best first, when unset', () => {
+      expect(loadConfig({}).qualities).toEqual(['1080p', '720p', '480p']);
+    });
+
+    it('reads a comma-separated list into qualities, best first, each once', () => {
+      expect(loadConfig({ DEFAULT_QUALITIES: '720p' }).qualities).toEqual(['720p']);
+      expect(loadConfig({ DEFAULT_QUALITIES: '480p,1080p' }).qualities).toEqual(['1080p', '480p']);
+      expect(loadConfig({ DEFAULT_QUALITIES: ' 480p , 720p ,480p' }).qualities).toEqual([
+        '720p',
+        '480p',
+      ]);
+      // A trailing comma names nothing more.
+      expect(loadConfig({ DEFAULT_QUALITIES: '1080p,' }).qualities).toEqual(['1080p']);
+      // Only that field changes.
+      expect({
+        ...loadConfig({ DEFAULT_QUALITIES: '720p' }),
+        qualities: defaultConfig.qualities,
+      }).toEqual(defaultConfig);
+    });
+
+    it('names the values it does not know, and the ones it does', () => {
+      const error = configError({ DEFAULT_QUALITIES: '1080p,4k,hd' });
+      expect(error.problems).toHaveLength(1);
+      expect(error.problems[0]).toMatch(/^DEFAULT_QUALITIES='1080p,4k,hd': /);
+      expect(error.problems[0]).toContain("'4k', 'hd' are not qualities");
+      expect(error.problems[0]).toContain('1080p, 720p, 480p');
+      expect(configError({ DEFAULT_QUALITIES: '2160p' }).problems[0]).toContain(
+        "'2160p' is not a quality",
+      );
+    });
+
+    it('refuses a list that names no quality', () => {
+      for (const value of [' ', ',', ' , ,']) {
+        const error = configError({ DEFAULT_QUALITIES: value });
+        expect(error.problems, JSON.stringify(value)).toEqual([
+          `DEFAULT_QUALITIES='${value}': must name one or more of 1080p, 720p, 480p, separated by commas`,
+        ]);
+      }
+    });
+
+    it('is reported with the other bad variables', () => {
+      const error = configError({ DEFAULT_QUALITIES: 'best', PORT: 'x' });
+      expect(error.problems).toHaveLength(2);
+      expect(error.message).toContain('DEFAULT_QUALITIES');
+      expect(error.message).toContain('PORT');
+    });
+  });
+
   describe('SNAPSHOT_PATH', () => {
     it('is null when unset or empty', () => {
       expect(loadConfig({}).snapshotPath).toBeNull();
@@ -255,6 +307,7 @@ describe('loadConfig', () => {
         SEGMENT_DURATION: '',
         BATCH_SIZE: '',
         THRESHOLD: '',
+        DEFAULT_QUALITIES: '',
         STORE: '',
         MAX_QUEUED_EVENTS: '',
         BATCH_TIMEOUT: '',
@@ -295,6 +348,9 @@ describe('loadConfig', () => {
       ['BATCH_SIZE', '99999999999999999999999'],
       ['THRESHOLD', '-1'],
       ['THRESHOLD', 'five'],
+      ['DEFAULT_QUALITIES', '4k'],
+      ['DEFAULT_QUALITIES', ','],
+      ['DEFAULT_QUALITIES', '1080P'],
       ['REDIS_URL', 'http://127.0.0.1:6379'],
       ['REDIS_KEY_PREFIX', 'x'.repeat(65)],
       ['STORE', 'MEMORY'],

@@ -1,8 +1,9 @@
 /**
  * The committed schema.graphql is the schema the server runs, and a change
  * that breaks it is caught here. Whether it keeps the public contract
- * (api/contract.graphql of the shared folder beside the repository, not in
- * it) is checked by .ci/run with check-contract.mjs.
+ * (api/contract-v2.graphql of the shared folder beside the repository, not
+ * in it) is checked by .ci/run with `check-contract.mjs --v2`; here, only
+ * that the v2 additions are in the schema, typed and described as v2.
  *
  * printedSchema() runs in a child process (node --import tsx, as
  * `npm run schema:print` does): inside vitest, src/ gets graphql's ESM build
@@ -12,7 +13,14 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { buildSchema, findBreakingChanges, type GraphQLSchema } from 'graphql';
+import {
+  buildSchema,
+  findBreakingChanges,
+  type GraphQLSchema,
+  isEnumType,
+  isInputObjectType,
+  isObjectType,
+} from 'graphql';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -87,5 +95,83 @@ describe('the committed schema.graphql against the printed one', () => {
     const retyped = text.replace('  batchSize: Int!\n', '  batchSize: String!\n');
     expect(retyped).not.toBe(text);
     expect(breakingChanges(committed, buildSchema(retyped)).join('\n')).toContain('batchSize');
+  });
+});
+
+describe('the v2 additions (coverage), in the printed schema', () => {
+  let schema: GraphQLSchema;
+  beforeAll(() => {
+    schema = buildSchema(printed);
+  });
+
+  function fieldOf(typeName: string, fieldName: string) {
+    const type = schema.getType(typeName);
+    if (!isObjectType(type) && !isInputObjectType(type)) {
+      throw new Error(`${typeName} is not an object or input type of the schema`);
+    }
+    const field = type.getFields()[fieldName];
+    if (field === undefined) throw new Error(`${typeName} has no field ${fieldName}`);
+    return field;
+  }
+
+  it.each([
+    ['StreamSession', 'durationSeconds', 'Float'],
+    ['StreamSession', 'lastSegment', 'Int'],
+    ['StreamSession', 'qualities', '[Quality!]!'],
+    ['StreamSession', 'batches', '[BatchState!]!'],
+    ['StreamSession', 'coverage', '[CoveredRange!]!'],
+    ['BatchState', 'qualities', '[Quality!]!'],
+    ['BatchState', 'isLastBatch', 'Boolean!'],
+    ['BatchNeeded', 'segmentDuration', 'Int!'],
+    ['BatchNeeded', 'isLastBatch', 'Boolean!'],
+    ['CreateStreamSessionInput', 'durationSeconds', 'Float'],
+    ['CreateStreamSessionInput', 'qualities', '[Quality!]'],
+    ['SetCurrentBatchInput', 'qualities', '[Quality!]'],
+  ])('%s.%s is %s, described as v2', (typeName, fieldName, type) => {
+    const field = fieldOf(typeName, fieldName);
+    expect(String(field.type)).toBe(type);
+    expect(field.description).toMatch(/^v2: /);
+  });
+
+  it('CoveredRange is a range of one rendition', () => {
+    expect(schema.getType('CoveredRange')?.description).toMatch(/^v2: /);
+    expect(String(fieldOf('CoveredRange', 'quality').type)).toBe('Quality!');
+    expect(String(fieldOf('CoveredRange', 'startSegment').type)).toBe('Int!');
+    expect(String(fieldOf('CoveredRange', 'endSegment').type)).toBe('Int!');
+  });
+
+  it('releaseSegments(streamSessionId, startSegment, endSegment, qualities): Boolean!', () => {
+    const field = fieldOf('Mutation', 'releaseSegments');
+    expect(String(field.type)).toBe('Boolean!');
+    expect(
+      Object.fromEntries(
+        ('args' in field ? field.args : []).map((arg) => [arg.name, String(arg.type)]),
+      ),
+    ).toEqual({
+      streamSessionId: 'ID!',
+      startSegment: 'Int!',
+      endSegment: 'Int!',
+      qualities: '[Quality!]',
+    });
+    expect(field.description).toMatch(/^v2: /);
+  });
+
+  it('BatchNeededReason has SEEK_BACK and QUALITY_CHANGE, each described, and says the v2 rules', () => {
+    const reason = schema.getType('BatchNeededReason');
+    if (!isEnumType(reason)) throw new Error('BatchNeededReason is not an enum');
+    expect(reason.getValues().map((v) => v.name)).toEqual(
+      expect.arrayContaining(['FIRST_BATCH', 'APPROACHING_END', 'SEEK_AHEAD', 'STALLED']),
+    );
+    expect(reason.getValue('SEEK_BACK')?.description).toMatch(/^v2: /);
+    expect(reason.getValue('QUALITY_CHANGE')?.description).toMatch(/^v2: /);
+    expect(reason.description).toContain('In v2 every client is served');
+  });
+
+  it('keeps what the server adds to the contract', () => {
+    expect(String(fieldOf('BatchState', 'isStalled').type)).toBe('Boolean!');
+    expect(String(fieldOf('StreamSession', 'clientCount').type)).toBe('Int!');
+    expect(String(fieldOf('Mutation', 'issueClientToken').type)).toBe('String!');
+    expect(String(fieldOf('Subscription', 'streamSessionEnded').type)).toBe('StreamSessionEnded!');
+    expect(String(fieldOf('Subscription', 'streamSessionUpdated').type)).toBe('StreamSession!');
   });
 });

@@ -4,6 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config.js';
+import {
+  durationSeconds as durationSecondsSchema,
+  limits,
+  qualities as qualitiesSchema,
+} from '../src/schema/validation.js';
 import type { Clock } from '../src/state/clock.js';
 import { type GraphQLResponse, Q, startTestServer, type TestServer } from './fixtures.js';
 import { captureLogs } from './log-capture.js';
@@ -83,6 +88,17 @@ const claimInput = (id: string, overrides: Record<string, unknown> = {}) => ({
   },
 });
 
+/** v2: an encoder deleted segments (the fixtures' Q predates it). */
+const release = `mutation Release($streamSessionId: ID!, $startSegment: Int!, $endSegment: Int!, $qualities: [Quality!]) {
+  releaseSegments(streamSessionId: $streamSessionId, startSegment: $startSegment, endSegment: $endSegment, qualities: $qualities)
+}`;
+const releaseArgs = (id: string, overrides: Record<string, unknown> = {}) => ({
+  streamSessionId: id,
+  startSegment: 0,
+  endSegment: 4,
+  ...overrides,
+});
+
 /** Runs `query` against a base session; expects `code`, a message containing `quoted`, and no change. */
 async function expectRejected(
   build: (id: string) => { query: string; variables: Record<string, unknown> },
@@ -128,6 +144,14 @@ describe('BAD_USER_INPUT: negative numbers', () => {
       'completeBatch batchNumber',
       (id: string) => [Q.complete, { streamSessionId: id, batchNumber: -1 }],
     ],
+    [
+      'releaseSegments startSegment',
+      (id: string) => [release, releaseArgs(id, { startSegment: -1 })],
+    ],
+    [
+      'releaseSegments endSegment',
+      (id: string) => [release, releaseArgs(id, { startSegment: 0, endSegment: -1 })],
+    ],
   ])('%s', async (_name, build) => {
     await expectRejected(
       (id) => {
@@ -165,12 +189,27 @@ describe('BAD_USER_INPUT: out-of-range values', () => {
     );
   });
 
+  it('endSegment < startSegment in releaseSegments', async () => {
+    await expectRejected(
+      (id) => ({ query: release, variables: releaseArgs(id, { startSegment: 5, endSegment: 4 }) }),
+      'BAD_USER_INPUT',
+      'endSegment must not be less than startSegment (got 4)',
+    );
+  });
+
   it('startSegment = endSegment is a valid one-segment batch', async () => {
     const id = uid('one');
-    ok(await server.gql(Q.create, { input: { id, videoSourcePath: '/v.mp4' } }));
+    // Batch 0 at the session's startSegment, its offset startSegment * segmentDuration:
+    // v2 holds a claim to both.
+    ok(await server.gql(Q.create, { input: { id, videoSourcePath: '/v.mp4', startSegment: 4 } }));
     const response = await server.gql(
       Q.claim,
-      claimInput(id, { batchNumber: 0, startSegment: 4, endSegment: 4 }),
+      claimInput(id, {
+        batchNumber: 0,
+        startSegment: 4,
+        endSegment: 4,
+        videoStartOffset: 4 * defaultConfig.segmentDuration,
+      }),
     );
     expect(response.errors, JSON.stringify(response.errors)).toBeUndefined();
     expect(response.data?.setCurrentBatch).toMatchObject({ startSegment: 4, endSegment: 4 });
@@ -251,6 +290,7 @@ describe('BAD_USER_INPUT: ids', () => {
     ['updateClientPosition', (bad: string) => [Q.update, updateInput(bad)]],
     ['setCurrentBatch', (bad: string) => [Q.claim, claimInput(bad)]],
     ['completeBatch', (bad: string) => [Q.complete, { streamSessionId: bad, batchNumber: 0 }]],
+    ['releaseSegments', (bad: string) => [release, releaseArgs(bad)]],
     ['removeClient', (bad: string) => [Q.remove, { streamSessionId: bad, sessionId: 'p' }]],
     ['endStreamSession', (bad: string) => [Q.end, { id: bad }]],
     ['streamSession', (bad: string) => [Q.session, { id: bad }]],
@@ -288,6 +328,120 @@ describe('BAD_USER_INPUT: ids', () => {
     const longBad = await server.gql(Q.create, { input: { id: long(129), videoSourcePath: '/v' } });
     expect(messageOf(longBad)).toContain('129');
     expect(messageOf(longBad)).not.toContain(long(129));
+  });
+});
+
+describe('BAD_USER_INPUT: v2 durationSeconds', () => {
+  it.each([
+    ['0', 0],
+    ['negative', -90],
+    ['a tiny negative', -1e-9],
+    ['over 7 days', limits.durationSeconds + 1],
+    ['far too large', 1e300],
+  ])('createStreamSession durationSeconds %s', async (_name, value) => {
+    const id = uid('duration');
+    const response = await server.gql(Q.create, {
+      input: { id, videoSourcePath: '/v.mp4', durationSeconds: value },
+    });
+    expect(codeOf(response), messageOf(response)).toBe('BAD_USER_INPUT');
+    expect(messageOf(response)).toContain('durationSeconds');
+    expect(messageOf(response)).toContain(`(got ${JSON.stringify(value)})`);
+    expect(await snapshot(id)).toBeNull();
+  });
+
+  // JSON has no NaN or Infinity: a client sends them as strings, or as a
+  // bare word in the document, and graphql-js refuses both as a Float.
+  it.each([
+    ['the string "NaN"', 'NaN'],
+    ['the string "Infinity"', 'Infinity'],
+    ['a numeric string', '5400'],
+  ])('createStreamSession durationSeconds as %s is refused', async (_name, value) => {
+    const id = uid('duration-nan');
+    const response = await server.gql(Q.create, {
+      input: { id, videoSourcePath: '/v.mp4', durationSeconds: value },
+    });
+    expect(['GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT']).toContain(codeOf(response));
+    expect(messageOf(response)).toContain('durationSeconds');
+    expect(await snapshot(id)).toBeNull();
+  });
+
+  it('NaN or Infinity in the document is refused', async () => {
+    for (const word of ['NaN', 'Infinity']) {
+      const id = uid('duration-word');
+      const response = await server.gql(
+        `mutation { createStreamSession(input: { id: "${id}", videoSourcePath: "/v.mp4", durationSeconds: ${word} }) { id } }`,
+      );
+      expect(codeOf(response), messageOf(response)).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(await snapshot(id)).toBeNull();
+    }
+  });
+
+  it('the rule itself refuses NaN and the infinities, and takes what lies between', () => {
+    for (const value of [Number.NaN, Infinity, -Infinity, 0, -1, limits.durationSeconds + 0.5]) {
+      expect(durationSecondsSchema.safeParse(value).success, String(value)).toBe(false);
+    }
+    for (const value of [1e-3, 5_400.25, limits.durationSeconds]) {
+      expect(durationSecondsSchema.safeParse(value).success, String(value)).toBe(true);
+    }
+  });
+
+  it('a fractional length and the 7-day bound are accepted', async () => {
+    for (const value of [5_400.25, limits.durationSeconds]) {
+      const response = await server.gql(Q.create, {
+        input: { id: uid('duration-ok'), videoSourcePath: '/v.mp4', durationSeconds: value },
+      });
+      expect(response.errors, JSON.stringify(response.errors)).toBeUndefined();
+    }
+  });
+});
+
+describe('BAD_USER_INPUT: v2 qualities lists', () => {
+  it('createStreamSession with an empty qualities list', async () => {
+    const id = uid('qualities');
+    const response = await server.gql(Q.create, {
+      input: { id, videoSourcePath: '/v.mp4', qualities: [] },
+    });
+    expect(codeOf(response), messageOf(response)).toBe('BAD_USER_INPUT');
+    expect(messageOf(response)).toContain('qualities must name at least one quality (got [])');
+    expect(await snapshot(id)).toBeNull();
+  });
+
+  it('setCurrentBatch with an empty qualities list', async () => {
+    await expectRejected(
+      (id) => ({ query: Q.claim, variables: claimInput(id, { qualities: [] }) }),
+      'BAD_USER_INPUT',
+      'qualities must name at least one quality',
+    );
+  });
+
+  it('releaseSegments with an empty qualities list', async () => {
+    await expectRejected(
+      (id) => ({ query: release, variables: releaseArgs(id, { qualities: [] }) }),
+      'BAD_USER_INPUT',
+      'qualities must name at least one quality',
+    );
+  });
+
+  it('an unknown rendition in a list is refused by graphql-js', async () => {
+    const id = uid('qualities-bad');
+    const response = await server.gql(Q.create, {
+      input: { id, videoSourcePath: '/v.mp4', qualities: ['Q720P', 'Q4K'] },
+    });
+    expect(['GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT']).toContain(codeOf(response));
+    expect(await snapshot(id)).toBeNull();
+  });
+
+  it('a rendition named twice is taken once, and a list comes out best first', async () => {
+    expect(qualitiesSchema.parse(['480p', '1080p', '480p'])).toEqual(['1080p', '480p']);
+    expect(qualitiesSchema.parse(['720p', '720p'])).toEqual(['720p']);
+    const response = await server.gql(Q.create, {
+      input: {
+        id: uid('qualities-twice'),
+        videoSourcePath: '/v.mp4',
+        qualities: ['Q720P', 'Q720P'],
+      },
+    });
+    expect(response.errors, JSON.stringify(response.errors)).toBeUndefined();
   });
 });
 

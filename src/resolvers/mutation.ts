@@ -6,8 +6,9 @@ import {
   SetCurrentBatchInput,
   UpdateClientPositionInput,
 } from '../schema/inputs.js';
+import { Quality } from '../schema/quality.js';
 import { StreamSession } from '../schema/stream-session.js';
-import { between, id, limits, nonNegative } from '../schema/validation.js';
+import { between, id, limits, nonNegative, qualities, segmentRange } from '../schema/validation.js';
 
 const admin = { admin: true } as const;
 const encoder = { admin: true, encoder: true } as const;
@@ -31,7 +32,8 @@ builder.mutationFields((t) => ({
   }),
   updateClientPosition: t.field({
     type: ClientPosition,
-    description: "Creates or moves the client's position. NOT_FOUND for an unknown stream session.",
+    description:
+      "Creates or moves the client's position. NOT_FOUND for an unknown stream session; v2: BAD_USER_INPUT past the video's last segment.",
     args: { input: t.arg({ type: UpdateClientPositionInput, required: true }) },
     authScopes: (_root, { input }) => player(input.streamSessionId, input.sessionId),
     resolve: (_root, { input }, { coordinator, positionRateLimiter }) =>
@@ -52,11 +54,17 @@ builder.mutationFields((t) => ({
   setCurrentBatch: t.field({
     type: BatchState,
     description: [
-      'Claims and starts a batch. batchNumber must be the next one: 0 when the',
-      'session has none, currentBatch.batchNumber + 1 when the current batch is',
-      'complete, or the current number again when that batch has STALLED.',
-      'Anything else, including a second encoder racing for the same batch, is',
-      'CONFLICT. startSegment <= endSegment, all values >= 0.',
+      'Claims and starts a batch. v2: batchNumber is that of a need announced and',
+      "not yet claimed (its range must contain the need's startSegment), or of a",
+      'batch that has STALLED (its range again), or, with no need pending, the',
+      'next unused number (a claim ahead of need). Several batches of one session',
+      'may be generated at once. Anything else, including a second encoder racing',
+      'for the same batch, and a range that overlaps a batch of the same',
+      'renditions (any shared) still being generated, or a claim ahead of need',
+      'while a need is pending, is CONFLICT. BAD_USER_INPUT when',
+      'startSegment > endSegment, a value is negative, endSegment is past the',
+      "video's last segment, videoStartOffset is not startSegment *",
+      "segmentDuration, or videoSourcePath is not the session's.",
     ].join('\n'),
     args: { input: t.arg({ type: SetCurrentBatchInput, required: true }) },
     authScopes: encoder,
@@ -65,7 +73,7 @@ builder.mutationFields((t) => ({
   completeBatch: t.field({
     type: BatchState,
     description:
-      'Marks the current batch complete. Idempotent; CONFLICT when batchNumber is not the current batch.',
+      'Marks a batch being generated complete. Idempotent; CONFLICT when batchNumber is not a batch of the session (v1: not the current batch).',
     args: {
       streamSessionId: t.arg.id({ required: true, validate: id }),
       batchNumber: t.arg.int({ required: true, validate: nonNegative }),
@@ -73,6 +81,25 @@ builder.mutationFields((t) => ({
     authScopes: encoder,
     resolve: (_root, args, { coordinator }) =>
       coordinator.completeBatch(args.streamSessionId, args.batchNumber),
+  }),
+  releaseSegments: t.boolean({
+    description: [
+      'v2: an encoder deleted these segments (all renditions, or those named):',
+      'made segments there are no longer covered (a batch still being made is',
+      'untouched). Clients there make needs at once, and clients coming there',
+      'later make needs, by the rules of BatchNeededReason. True when any made',
+      'segment was there.',
+    ].join('\n'),
+    args: {
+      streamSessionId: t.arg.id({ required: true, validate: id }),
+      startSegment: t.arg.int({ required: true, validate: nonNegative }),
+      endSegment: t.arg.int({ required: true, validate: nonNegative }),
+      qualities: t.arg({ type: [Quality], validate: qualities }),
+    },
+    validate: segmentRange,
+    authScopes: encoder,
+    resolve: (_root, { streamSessionId, startSegment, endSegment, qualities }, { coordinator }) =>
+      coordinator.releaseSegments({ streamSessionId, startSegment, endSegment, qualities }),
   }),
   issueClientToken: t.string({
     description: [

@@ -11,7 +11,10 @@ export const BatchNeeded = builder.objectRef<BatchNeededEvent>('BatchNeeded').im
     reason: t.field({ type: BatchNeededReason, resolve: (e) => e.reason }),
     batchNumber: t.exposeInt('batchNumber'),
     startSegment: t.exposeInt('startSegment'),
-    endSegment: t.exposeInt('endSegment', { description: 'startSegment + batchSize - 1.' }),
+    endSegment: t.exposeInt('endSegment', {
+      description:
+        "startSegment + batchSize - 1, cut short (v2) at the video's last segment and before the next covered range of these qualities.",
+    }),
     videoSourcePath: t.exposeString('videoSourcePath'),
     videoStartOffset: t.exposeInt('videoStartOffset', {
       description: 'startSegment * segmentDuration.',
@@ -23,8 +26,14 @@ export const BatchNeeded = builder.objectRef<BatchNeededEvent>('BatchNeeded').im
     qualities: t.field({
       type: [Quality],
       description:
-        "The renditions the session's clients play now (none yet for FIRST_BATCH without clients), so an encoder may transcode only those.",
+        "The renditions to make: those of the clients this need serves (v2: for FIRST_BATCH without clients, the session's qualities; never empty), so an encoder transcodes only what is watched.",
       resolve: (e) => e.qualities,
+    }),
+    segmentDuration: t.exposeInt('segmentDuration', {
+      description: "v2: seconds of video in one segment (the session's segmentDuration).",
+    }),
+    isLastBatch: t.exposeBoolean('isLastBatch', {
+      description: "v2: true when endSegment is the video's last segment.",
     }),
   }),
 });

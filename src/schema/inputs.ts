@@ -1,7 +1,15 @@
-import { z } from 'zod';
 import { builder } from './builder.js';
 import { Quality } from './quality.js';
-import { between, id, limits, nonNegative, path } from './validation.js';
+import {
+  between,
+  durationSeconds,
+  id,
+  limits,
+  nonNegative,
+  path,
+  qualities,
+  segmentRange,
+} from './validation.js';
 
 export const CreateStreamSessionInput = builder.inputType('CreateStreamSessionInput', {
   fields: (t) => ({
@@ -14,6 +22,17 @@ export const CreateStreamSessionInput = builder.inputType('CreateStreamSessionIn
     batchSize: t.int({ validate: between(1, limits.batchSize) }),
     threshold: t.int({ validate: between(0, limits.batchSize) }),
     startSegment: t.int({ defaultValue: 0, validate: nonNegative }),
+    durationSeconds: t.float({
+      description:
+        "v2: the video's length in seconds, when known (> 0). A startSegment past the last segment is BAD_USER_INPUT.",
+      validate: durationSeconds,
+    }),
+    qualities: t.field({
+      type: [Quality],
+      description:
+        "v2: the renditions FIRST_BATCH makes before any client reports; non-empty; the server's default when absent.",
+      validate: qualities,
+    }),
   }),
 });
 
@@ -34,12 +53,12 @@ export const SetCurrentBatchInput = builder.inputType('SetCurrentBatchInput', {
     endSegment: t.int({ required: true, validate: nonNegative }),
     videoSourcePath: t.string({ required: true, validate: path }),
     videoStartOffset: t.int({ required: true, validate: nonNegative }),
-  }),
-  // Loose: a plain object schema would strip the other fields from the input.
-  validate: z
-    .looseObject({ startSegment: z.number(), endSegment: z.number() })
-    .refine((batch) => batch.startSegment <= batch.endSegment, {
-      path: ['endSegment'],
-      message: 'must not be less than startSegment',
+    qualities: t.field({
+      type: [Quality],
+      description:
+        "v2: the renditions this batch makes; the announced need's when absent (the session's qualities when no need is pending).",
+      validate: qualities,
     }),
+  }),
+  validate: segmentRange,
 });
