@@ -227,7 +227,10 @@ export class MemoryStore implements StreamSessionStore {
       const pending = session.pendingNeeds();
       if (pending.length === 0) continue;
       const view = session.view();
-      for (const need of pending) needs.push({ ...need, streamSession: view });
+      // As announced, but with the furthest client now (the contract: null
+      // for FIRST_BATCH only while no client has reported).
+      const furthestSegment = view.furthestSegment;
+      for (const need of pending) needs.push({ ...need, furthestSegment, streamSession: view });
     }
     return needs;
   }
