@@ -133,9 +133,9 @@ export interface CoverageInput {
   readonly lastSegment: number | null;
   /**
    * The merged coverage of a rendition: made and in flight, plus pending
-   * needs when `withPending`.
+   * needs when `withPending` (but the need numbered `without`, when given).
    */
-  merged(quality: Quality, withPending: boolean): readonly MergedRange[];
+  merged(quality: Quality, withPending: boolean, without?: number): readonly MergedRange[];
   /** The pending needs (not STALLED ones) that make `quality`, by startSegment. */
   pendingNeeds(quality: Quality): readonly PendingSpan[];
 }
@@ -184,12 +184,15 @@ export function evaluate(input: CoverageInput, segment: number, quality: Quality
         solid.end === input.lastSegment || solid.open ? solid.end : solid.end - input.threshold - 1;
       return { served: true, lo: solid.start, hi, needs: NO_NEEDS };
     }
-    // It relies on the pending needs of its range from where it is (or from
-    // the end of what is made) on: keep every one of them while it is there.
+    // It relies on pending needs of its range, from where it is (or from the
+    // end of what is made) on: on each one without which it would not be
+    // served (there is at least one: the first).
     const from = solid === null ? segment : solid.end + 1;
     const needs: number[] = [];
     for (const need of input.pendingNeeds(quality)) {
-      if (need.end >= from && need.start <= range.end) needs.push(need.batchNumber);
+      if (need.end < from || need.start > range.end) continue;
+      const rest = findRange(input.merged(quality, true, need.batchNumber), segment);
+      if (rest === null || !servedIn(input, rest, segment)) needs.push(need.batchNumber);
     }
     return { served: true, lo: 1, hi: 0, needs };
   }

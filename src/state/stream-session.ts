@@ -54,6 +54,47 @@ export interface ClientSlot {
   readonly streamSession: StreamSession;
 }
 
+/** lo > hi: no safe range (the client relies on pending needs, or is new). */
+const EMPTY_LO = 1;
+const EMPTY_HI = 0;
+
+/**
+ * A client's record. Its lastUpdated is kept as milliseconds since its
+ * session's creation, a small integer (31 bits: about 24 days) that V8 keeps
+ * in the record itself; an epoch instant is a double, which V8 boxes in a heap
+ * number of its own, 16 bytes more per client. Past 24 days it still works,
+ * boxed.
+ */
+class Slot implements ClientSlot {
+  private heard: number;
+
+  constructor(
+    readonly sessionId: string,
+    public segmentNumber: number,
+    public quality: Quality,
+    lastUpdated: Instant,
+    readonly streamSession: StreamSession,
+    public lo = EMPTY_LO,
+    public hi = EMPTY_HI,
+  ) {
+    this.heard = since(lastUpdated, streamSession.createdAt);
+  }
+
+  get lastUpdated(): Instant {
+    return this.heard + this.streamSession.createdAt;
+  }
+
+  set lastUpdated(now: Instant) {
+    this.heard = since(now, this.streamSession.createdAt);
+  }
+}
+
+/** `instant - base`, as a small integer when it fits in 31 bits (V8 keeps those unboxed). */
+function since(instant: Instant, base: Instant): number {
+  const offset = instant - base;
+  return offset === (offset | 0) ? offset | 0 : offset;
+}
+
 /** A need announced and not yet claimed. Never changes once announced. */
 export interface PendingNeed extends BatchNeed {
   /** Its place among the session's announcements: 1, 2, ... */
@@ -87,9 +128,6 @@ export interface StreamSessionState {
   readonly clients: readonly ClientPosition[];
 }
 
-const EMPTY_LO = 1;
-const EMPTY_HI = 0;
-
 /**
  * One playback of one video, shared by every client watching it: its
  * batches, what they cover in each rendition, the needs pending, every
@@ -118,7 +156,13 @@ export class StreamSession {
   private lastChange: Instant;
   /** Needs announced by the change under way, for the store to publish. */
   private outbox: PendingNeed[] = [];
-  private mergedCache = new Map<string, MergedRange[]>();
+  /**
+   * Merged coverage per rendition, without and with pending needs (index
+   * 2 * QUALITIES.indexOf(q) + (withPending ? 1 : 0)), built on first use
+   * within one change and dropped at its end (settle, view): a session has
+   * few ranges, and kept between changes they cost more than its clients.
+   */
+  private mergedCache: Array<readonly MergedRange[] | undefined> | null = null;
   private readonly rules: CoverageInput;
 
   constructor(
@@ -130,7 +174,7 @@ export class StreamSession {
       threshold: settings.threshold,
       batchSize: settings.batchSize,
       lastSegment: settings.lastSegment,
-      merged: (quality, withPending) => this.merged(quality, withPending),
+      merged: (quality, withPending, without) => this.merged(quality, withPending, without),
       pendingNeeds: (quality) => this.pendingSpans(quality),
     };
   }
@@ -145,6 +189,7 @@ export class StreamSession {
       needEnd(session.rules, settings.startSegment, settings.qualities),
       settings.qualities,
     );
+    session.mergedCache = null;
     return session;
   }
 
@@ -163,15 +208,13 @@ export class StreamSession {
     session.claimedHigh = state.claimedHigh;
     session.announcements = state.announcements;
     for (const client of state.clients) {
-      const slot: ClientSlot = {
-        sessionId: client.sessionId,
-        segmentNumber: client.segmentNumber,
-        quality: client.quality,
-        lastUpdated: client.lastUpdated,
-        lo: EMPTY_LO,
-        hi: EMPTY_HI,
-        streamSession: session,
-      };
+      const slot = new Slot(
+        client.sessionId,
+        client.segmentNumber,
+        client.quality,
+        client.lastUpdated,
+        session,
+      );
       session.clients.set(slot.sessionId, slot);
       session.segments.add(slot.segmentNumber);
       // Who relies on what is derived, not saved; an unserved client is
@@ -180,6 +223,7 @@ export class StreamSession {
       if (verdict.served) session.attach(slot, verdict);
     }
     session.lastChange = state.updatedAt;
+    session.mergedCache = null;
     return session;
   }
 
@@ -265,15 +309,7 @@ export class StreamSession {
     let slot = this.clients.get(sessionId);
     this.lastChange = now;
     if (slot === undefined) {
-      slot = {
-        sessionId,
-        segmentNumber,
-        quality,
-        lastUpdated: now,
-        lo: EMPTY_LO,
-        hi: EMPTY_HI,
-        streamSession: this,
-      };
+      slot = new Slot(sessionId, segmentNumber, quality, now, this);
       this.clients.set(sessionId, slot);
       this.segments.add(segmentNumber);
     } else {
@@ -406,11 +442,9 @@ export class StreamSession {
     if (need !== undefined) {
       this.needs.delete(n);
       this.needClients.delete(n);
-      // Its clients relied on the need; the batch may cover less than it did.
-      const relying: ClientSlot[] = [];
-      for (const [sessionId, needs] of this.dependents) {
-        if (needs.includes(n)) relying.push(this.clients.get(sessionId) as ClientSlot);
-      }
+      // Clients that relied on pending needs are decided again: the batch may
+      // cover less than the need did.
+      const relying = this.clientsOf(need.qualities).filter((slot) => slot.lo > slot.hi);
       this.settle(relying);
     }
     return this.current;
@@ -618,19 +652,27 @@ export class StreamSession {
       const qualities = sortQualities(group.map((slot) => slot.quality));
       const n = this.nextNumber();
       this.announce(reason, n, start, needEnd(this.rules, start, qualities), qualities);
-      for (const slot of group)
-        this.attach(slot, { served: true, lo: EMPTY_LO, hi: EMPTY_HI, needs: [n] });
-      unserved = still.filter((slot) => !group.includes(slot));
+      // Decided again with the need in place: a need cut short before a range
+      // that ends too close may leave them unserved still (they need the next).
+      unserved = still;
     }
+    this.mergedCache = null;
   }
 
   /** Records a served client's verdict: its safe range, or the pending needs it relies on. */
   private attach(slot: ClientSlot, verdict: Verdict & { served: true }): void {
     slot.lo = verdict.lo;
     slot.hi = verdict.hi;
-    if (verdict.needs.length === 0) return;
-    this.dependents.set(slot.sessionId, verdict.needs);
-    for (const n of verdict.needs) this.needClients.set(n, (this.needClients.get(n) ?? 0) + 1);
+    // Only needs that can be withdrawn are counted (FIRST_BATCH never is), so
+    // that clients waiting for the first batch cost no bookkeeping.
+    let counted: number[] | null = null;
+    for (const n of verdict.needs) {
+      if (n === 0 || this.needs.get(n)?.reason === BatchNeededReason.FIRST_BATCH) continue;
+      counted ??= [];
+      counted.push(n);
+      this.needClients.set(n, (this.needClients.get(n) ?? 0) + 1);
+    }
+    if (counted !== null) this.dependents.set(slot.sessionId, counted);
   }
 
   /** Forgets what a client relied on; returns those needs. */
@@ -773,12 +815,13 @@ export class StreamSession {
   }
 
   private invalidate(): void {
-    if (this.mergedCache.size > 0) this.mergedCache = new Map();
+    this.mergedCache = null;
   }
 
-  private merged(quality: Quality, withPending: boolean): MergedRange[] {
-    const key = withPending ? `${quality}+` : quality;
-    let ranges = this.mergedCache.get(key);
+  private merged(quality: Quality, withPending: boolean, without?: number): readonly MergedRange[] {
+    const index = 2 * QUALITIES.indexOf(quality) + (withPending ? 1 : 0);
+    this.mergedCache ??= [];
+    let ranges = without === undefined ? this.mergedCache[index] : undefined;
     if (ranges !== undefined) return ranges;
     const pieces: CoveragePiece[] = [];
     for (const s of this.made.get(quality) ?? []) pieces.push({ ...s, open: false });
@@ -788,10 +831,12 @@ export class StreamSession {
       }
     }
     if (withPending) {
-      for (const need of this.pendingSpans(quality)) pieces.push({ ...need, open: true });
+      for (const need of this.pendingSpans(quality)) {
+        if (need.batchNumber !== without) pieces.push({ ...need, open: true });
+      }
     }
-    ranges = mergeCoverage(pieces);
-    this.mergedCache.set(key, ranges);
+    ranges = pieces.length === 0 ? NO_RANGES : mergeCoverage(pieces);
+    if (without === undefined) this.mergedCache[index] = ranges;
     return ranges;
   }
 
@@ -813,6 +858,7 @@ export class StreamSession {
         out.push({ quality, startSegment: range.start, endSegment: range.end });
       }
     }
+    this.mergedCache = null;
     return out;
   }
 
@@ -824,6 +870,7 @@ export class StreamSession {
 }
 
 const NONE: readonly number[] = Object.freeze([]);
+const NO_RANGES: readonly MergedRange[] = Object.freeze([]);
 
 function span(x: { startSegment: number; endSegment: number }): Span {
   return { start: x.startSegment, end: x.endSegment };
