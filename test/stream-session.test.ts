@@ -41,6 +41,7 @@ import { ConflictError, type DomainError, InvalidInputError } from '../src/state
 import {
   type BatchNeed,
   BatchNeededReason,
+  QUALITIES,
   Quality,
   type SetCurrentBatchInput,
   type StreamSessionSettings,
@@ -2004,4 +2005,218 @@ describe('StreamSession: one viewer moving forward in a video of unknown length 
       expect([...reasons].sort()).toEqual([APPROACHING_END, FIRST_BATCH, SEEK_AHEAD, STALLED]);
     },
   );
+});
+
+describe('StreamSession: seeded walks of several clients and encoders', () => {
+  /**
+   * What issue 12's model asks after every change, checked from the outside
+   * (view and pending needs, not the rules' own code): every client is
+   * served (covered in its rendition by what is made, in flight or
+   * announced, in a range that runs to the last segment, ends with a batch in
+   * flight or a need, or has more than threshold segments ahead of it) or
+   * has a pending need covering its segment; no two needs or batches in
+   * flight of one rendition overlap; nothing lies past the last segment.
+   */
+  function violations(s: StreamSession): string[] {
+    const { threshold, lastSegment } = s.settings;
+    const view = s.view();
+    const out: string[] = [];
+    const inFlight = view.batches.filter((b) => !b.isComplete);
+    const needs = s.pendingNeeds().filter((n) => n.reason !== STALLED);
+    const max = 400;
+    for (const quality of QUALITIES) {
+      const covered = new Array<boolean>(max).fill(false);
+      const open = new Array<boolean>(max).fill(false);
+      for (const r of view.coverage) {
+        if (r.quality !== quality) continue;
+        for (let i = r.startSegment; i <= r.endSegment; i++) covered[i] = true;
+      }
+      const owners = new Array<string | null>(max).fill(null);
+      const mark = (what: string, start: number, end: number) => {
+        for (let i = start; i <= end; i++) {
+          covered[i] = true;
+          open[i] = true;
+          if (owners[i] !== null) out.push(`${quality}: ${what} overlaps ${owners[i]} at ${i}`);
+          owners[i] = what;
+        }
+      };
+      for (const b of inFlight) {
+        if (b.qualities.includes(quality))
+          mark(`batch ${b.batchNumber}`, b.startSegment, b.endSegment);
+      }
+      for (const n of needs) {
+        if (n.qualities.includes(quality))
+          mark(`need ${n.batchNumber}`, n.startSegment, n.endSegment);
+      }
+      for (const c of view.clientPositions) {
+        if (c.quality !== quality) continue;
+        if (!covered[c.segmentNumber]) {
+          out.push(`${c.sessionId} at ${c.segmentNumber} ${quality}: not covered`);
+          continue;
+        }
+        let end = c.segmentNumber;
+        while (covered[end + 1]) end++;
+        const inNeed = needs.some(
+          (n) =>
+            n.qualities.includes(quality) &&
+            n.startSegment <= c.segmentNumber &&
+            c.segmentNumber <= n.endSegment,
+        );
+        if (!inNeed && end !== lastSegment && end - c.segmentNumber <= threshold && !open[end]) {
+          out.push(`${c.sessionId} at ${c.segmentNumber} ${quality}: range ends at ${end}, closed`);
+        }
+      }
+    }
+    for (const x of [...s.pendingNeeds(), ...view.batches]) {
+      if (lastSegment !== null && x.endSegment > lastSegment) {
+        out.push(`${x.batchNumber} ends past the last segment`);
+      }
+      if (x.isLastBatch !== (x.endSegment === lastSegment))
+        out.push(`${x.batchNumber}: isLastBatch`);
+      if (x.videoStartOffset !== x.startSegment * 6) out.push(`${x.batchNumber}: offset`);
+    }
+    return out;
+  }
+
+  // Fails on src as of d046fc5: CONTRADICTION 2.
+  it.each([1, 2, 3, 4, 5, 6])('every client is served after every change (seed %i)', (seed) => {
+    const random = seededRandom(seed);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
+    const known = seed % 2 === 0;
+    const s = newSession(known ? { ...length(6 * 150), qualities: [Q720P] } : {});
+    const top = known ? 149 : 199;
+    const ids = ['a', 'b', 'c', 'd'];
+    const problems: string[] = [];
+    const counts = new Map<string, number>();
+    for (let step = 0; step < 1_500; step++) {
+      const t = T0 + step;
+      const r = random();
+      let what: string;
+      if (r < 0.55) {
+        const id = pick(ids);
+        const slot = s.getClient(id);
+        const segment =
+          slot !== undefined && random() < 0.8
+            ? Math.min(top, slot.segmentNumber + 1)
+            : Math.floor(random() * (top + 1));
+        const quality = slot !== undefined && random() < 0.9 ? slot.quality : pick(QUALITIES);
+        s.updateClientPosition(id, segment, quality, t);
+        what = `${id} to ${segment} ${quality}`;
+      } else if (r < 0.6) {
+        const id = pick(ids);
+        s.removeClient(id, t);
+        what = `${id} leaves`;
+      } else if (r < 0.75) {
+        const need = pick(s.pendingNeeds());
+        if (need === undefined) continue;
+        const end =
+          need.reason === STALLED
+            ? need.endSegment
+            : need.startSegment + Math.floor(random() * (need.endSegment - need.startSegment + 1));
+        s.setCurrentBatch(claim(need.batchNumber, need.startSegment, end), t);
+        what = `claim #${need.batchNumber} ${need.startSegment}-${end}`;
+      } else if (r < 0.9) {
+        const batch = pick(s.batchRecords().filter((b) => !b.isComplete));
+        if (batch === undefined) continue;
+        s.completeBatch(batch.batchNumber, t);
+        what = `complete #${batch.batchNumber}`;
+      } else if (r < 0.95) {
+        const batch = pick(s.batchRecords().filter((b) => !b.isComplete));
+        if (batch === undefined) continue;
+        s.markStalled(batch.batchNumber, t);
+        what = `stall #${batch.batchNumber}`;
+      } else {
+        const start = Math.floor(random() * top);
+        const end = Math.min(top, start + Math.floor(random() * 30));
+        s.releaseSegments({ startSegment: start, endSegment: end }, t);
+        what = `release ${start}-${end}`;
+      }
+      for (const n of s.takeAnnounced()) counts.set(n.reason, (counts.get(n.reason) ?? 0) + 1);
+      for (const v of violations(s)) problems.push(`step ${step} (${what}): ${v}`);
+      if (problems.length >= 5) break;
+    }
+    expect(problems).toEqual([]);
+    // The walk met the reasons of v2.
+    for (const reason of [APPROACHING_END, SEEK_AHEAD, SEEK_BACK, QUALITY_CHANGE, STALLED]) {
+      expect(counts.get(reason) ?? 0, reason).toBeGreaterThan(0);
+    }
+    // A restored session is the same session.
+    const r2 = StreamSession.restore(JSON.parse(JSON.stringify(s.state())));
+    expect(r2.view()).toEqual(s.view());
+    expect(violations(r2)).toEqual([]);
+  });
+});
+
+// CONTRADICTION 1 (fails on src as of d046fc5). Contract v2,
+// BatchNeededReason: "A pending need is withdrawn when none of its clients
+// needs it any more (moved, left, or served another way)". evaluate() makes a
+// client rely on every pending need of its covered range from where it is
+// (or from the end of what is made) on. A client c at 25 inside #1 (20..39) is
+// served by #1 alone: without #2 (40..59) its range 0..39 still ends with a
+// pending need. Yet once it reports after #2 is announced it holds #2 too,
+// and #2 outlives its only client b. Whether #2 goes when b leaves thus
+// depends on whether c happened to report in between, or on a restart
+// (restore derives [1, 2] for c).
+describe('CONTRADICTION 1: a need nobody needs is withdrawn, whatever reported in between', () => {
+  it('a need whose only client leaves is withdrawn, though a client of the need before it reported since', () => {
+    const s = sessionWithCompleteBatch0({ qualities: [Q720P] });
+    s.updateClientPosition('a', 16, Q720P, T0 + 3);
+    s.updateClientPosition('b', 40, Q720P, T0 + 4);
+    s.updateClientPosition('c', 25, Q720P, T0 + 5);
+    expect(announced(s)).toEqual(['APPROACHING_END #1 20-39 720p', 'SEEK_AHEAD #2 40-59 720p']);
+    s.removeClient('b', T0 + 6);
+    expect(pending(s)).toEqual(['APPROACHING_END #1 20-39 720p']);
+  });
+
+  it('a restored session withdraws what the live one does', () => {
+    const s = sessionWithCompleteBatch0({ qualities: [Q720P] });
+    s.updateClientPosition('a', 16, Q720P, T0 + 3);
+    s.updateClientPosition('c', 25, Q720P, T0 + 4);
+    s.updateClientPosition('b', 40, Q720P, T0 + 5);
+    const r = StreamSession.restore(JSON.parse(JSON.stringify(s.state())));
+    s.removeClient('b', T0 + 6);
+    r.removeClient('b', T0 + 6);
+    expect(pending(s)).toEqual(['APPROACHING_END #1 20-39 720p']);
+    expect(pending(r)).toEqual(pending(s));
+  });
+});
+
+// CONTRADICTION 2 (fails on src as of d046fc5). The
+// subscription fires "once per need, not on every position update", and "a
+// need, once announced, does not change". settle() attaches the clients of a
+// need it just announced without deciding them again. When that need is cut
+// short before a made range that ends within threshold of the client (made
+// 0..19 and 22..24, a client at 19: #2 is 20..21), the client is still
+// unserved by the contract's rule (its range 0..24 is closed, 5 segments
+// ahead), so nothing is made for 25 on; and at its next report it is decided
+// again: #2 is withdrawn and announced again, same number, same range, on
+// every heartbeat. The seeded walks above fail on the same thing.
+describe('CONTRADICTION 2: a need cut short before a made range is announced once, and what follows is needed at once', () => {
+  /** Session qualities 720p; made 0..19 and 22..24. */
+  function withGap(): StreamSession {
+    const s = sessionWithCompleteBatch0({ qualities: [Q720P] });
+    s.setCurrentBatch(claim(1, 22, 24), T0 + 3);
+    s.completeBatch(1, T0 + 4);
+    return s;
+  }
+
+  it('heartbeats at the same segment announce nothing more', () => {
+    const s = withGap();
+    s.updateClientPosition('a', 19, Q720P, T0 + 5);
+    const first = s.takeAnnounced();
+    expect(first.map(line)[0]).toBe('APPROACHING_END #2 20-21 720p');
+    for (const [i, segment] of [19, 19, 20, 21].entries()) {
+      s.updateClientPosition('a', segment, Q720P, T0 + 6 + i);
+      expect(announced(s), `report ${i} at ${segment}`).toEqual([]);
+    }
+  });
+
+  it('the client is served after the change: APPROACHING_END after the made range too', () => {
+    const s = withGap();
+    s.updateClientPosition('a', 19, Q720P, T0 + 5);
+    expect(announced(s)).toEqual([
+      'APPROACHING_END #2 20-21 720p',
+      'APPROACHING_END #3 25-44 720p',
+    ]);
+  });
 });
