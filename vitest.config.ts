@@ -24,6 +24,7 @@ const integration = [
   'test/logs.test.ts',
   // Contract v2 (issue 12): coverage, several needs and batches at once, the video's end.
   'test/v2-coverage-api.test.ts',
+  'test/v2-concurrency.test.ts',
 ];
 
 export default defineConfig({
