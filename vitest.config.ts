@@ -22,6 +22,9 @@ const integration = [
   // counters and logs comes back from Redis' scripts.
   'test/metrics.test.ts',
   'test/logs.test.ts',
+  // Contract v2 (issue 12): coverage, several needs and batches at once, the video's end.
+  'test/v2-coverage-api.test.ts',
+  'test/v2-concurrency.test.ts',
 ];
 
 export default defineConfig({
