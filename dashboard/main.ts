@@ -1,9 +1,10 @@
 /**
  * The operator dashboard: every live stream session as a row with its
- * batches, its clients, the furthest segment and the threshold line, kept
- * live over one graphql-ws connection (streamSessionUpdated for states,
- * streamSessionEnded for endings). Plain DOM and SVG, no framework: a row
- * is redrawn at most once per animation frame, and only when it changed.
+ * batches (every one in flight, and the completed ones not released), the
+ * segments covered in each rendition, its clients, and the video's end when
+ * known, kept live over one graphql-ws connection (streamSessionUpdated for
+ * states, streamSessionEnded for endings). Plain DOM and SVG, no framework:
+ * a row is redrawn at most once per animation frame, and only when it changed.
  */
 import { type Client, createClient } from 'graphql-ws';
 
@@ -15,6 +16,15 @@ interface BatchState {
   endSegment: number;
   isComplete: boolean;
   isStalled: boolean;
+  qualities: Quality[];
+  isLastBatch: boolean;
+}
+
+/** Segments of one rendition made or being made. */
+interface CoveredRange {
+  quality: Quality;
+  startSegment: number;
+  endSegment: number;
 }
 
 interface ClientPosition {
@@ -30,9 +40,17 @@ interface StreamSession {
   batchSize: number;
   threshold: number;
   startSegment: number;
+  /** Null when the video's length is unknown. */
+  lastSegment: number | null;
+  /** The batch claimed most recently. */
   currentBatch: BatchState | null;
+  /** Every batch in flight, and the completed ones not released, by batchNumber. */
+  batches: BatchState[];
+  /** By quality, then startSegment. */
+  coverage: CoveredRange[];
   clientPositions: ClientPosition[];
   furthestSegment: number | null;
+  slowestSegment: number | null;
   shouldGenerateNextBatch: boolean;
   createdAt: string;
 }
@@ -42,11 +60,14 @@ interface GraphQLError {
   extensions?: { code?: string };
 }
 
+const BATCH = 'batchNumber startSegment endSegment isComplete isStalled qualities isLastBatch';
 const UPDATED = `subscription DashboardSessions {
   streamSessionUpdated {
-    id videoSourcePath batchSize threshold startSegment furthestSegment
-    shouldGenerateNextBatch createdAt
-    currentBatch { batchNumber startSegment endSegment isComplete isStalled }
+    id videoSourcePath batchSize threshold startSegment lastSegment
+    furthestSegment slowestSegment shouldGenerateNextBatch createdAt
+    currentBatch { ${BATCH} }
+    batches { ${BATCH} }
+    coverage { quality startSegment endSegment }
     clientPositions { sessionId segmentNumber quality lastUpdated }
   }
 }`;
@@ -55,28 +76,32 @@ const LIVE_IDS =
   'query DashboardLiveIds($offset: Int) { streamSessions(limit: 1000, offset: $offset) { id } }';
 
 const TOKEN_KEY = 'hls-batch-coordinator.token';
-/** Batches of a session kept to draw behind the current one. */
-const HISTORY_LENGTH = 6;
 /** Ended sessions remembered, to drop a state that was sent before its end but arrives after. */
 const ENDINGS_KEPT = 1_000;
 /** Client markers stacked on one segment before the rest are counted ("+3"). */
 const STACK = 3;
 const QUALITY_NAME: Record<Quality, string> = { Q1080P: '1080p', Q720P: '720p', Q480P: '480p' };
+/** One coverage lane per rendition, in this order. */
+const QUALITIES: readonly Quality[] = ['Q1080P', 'Q720P', 'Q480P'];
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
-// The track's vertical layout, in pixels.
+// The track's vertical layout, in pixels, top down: the clients, the batches
+// (one lane, or more when batches of different renditions overlap), one
+// coverage lane per rendition, the segment numbers.
 const MARKER_Y = 30;
 const TRACK_TOP = 40;
 const TRACK_HEIGHT = 18;
-const TICK_Y = 78;
+const LANE_GAP = 3;
+const COVER_HEIGHT = 8;
+const TICK_ROOM = 20;
+/** Room on the left for the coverage lanes' names, and on the right for the last tick. */
+const LEFT = 40;
 const MARGIN = 12;
 
 // ---- state
 
 interface Row {
   session: StreamSession;
-  /** The batches seen for this session, oldest first, the current one last. */
-  batches: BatchState[];
   /** When its latest state arrived (to tell it from states before a reconnect). */
   seenAt: number;
   element: HTMLElement;
@@ -313,7 +338,6 @@ function sessionUpdated(session: StreamSession) {
   }
   row.session = session;
   row.seenAt = Date.now();
-  if (session.currentBatch !== null) remember(row.batches, session.currentBatch);
   markDirty(session.id);
 }
 
@@ -322,21 +346,6 @@ function sessionEnded(id: string, at: number) {
   if (endedAt.size > ENDINGS_KEPT) endedAt.delete(endedAt.keys().next().value as string);
   removeRow(id);
   renderCounts();
-}
-
-/** Keeps the batch (replacing an earlier state of it) and the few before it. */
-function remember(batches: BatchState[], batch: BatchState) {
-  const last = batches.at(-1);
-  if (last?.batchNumber === batch.batchNumber) {
-    batches[batches.length - 1] = batch;
-  } else if (last === undefined || batch.batchNumber > last.batchNumber) {
-    batches.push(batch);
-  } else {
-    // Numbers start again only for a new session with the same id: its history is its own.
-    batches.length = 0;
-    batches.push(batch);
-  }
-  if (batches.length > HISTORY_LENGTH) batches.splice(0, batches.length - HISTORY_LENGTH);
 }
 
 function removeRow(id: string) {
@@ -375,9 +384,11 @@ function renderCounts() {
   let stalled = 0;
   for (const { session } of rows.values()) {
     clients += session.clientPositions.length;
-    const status = batchStatus(session.currentBatch);
-    if (status === 'generating') generating++;
-    else if (status === 'stalled') stalled++;
+    for (const batch of session.batches) {
+      const status = batchStatus(batch);
+      if (status === 'generating') generating++;
+      else if (status === 'stalled') stalled++;
+    }
   }
   ui.counts.sessions.textContent = String(rows.size);
   ui.counts.clients.textContent = String(clients);
@@ -407,7 +418,7 @@ function createRow(session: StreamSession): Row {
   svg.setAttribute('class', 'track');
   svg.setAttribute('role', 'img');
   element.append(header, svg);
-  return { session, batches: [], seenAt: 0, element, title, path, badge, due, facts, svg };
+  return { session, seenAt: 0, element, title, path, badge, due, facts, svg };
 }
 
 function renderRow(row: Row) {
@@ -418,18 +429,20 @@ function renderRow(row: Row) {
   row.path.textContent = s.videoSourcePath;
   row.path.title = s.videoSourcePath;
   row.badge.dataset.status = status;
+  row.badge.title = 'the batch claimed most recently';
   row.badge.textContent =
     batch === null
       ? 'no batch yet'
       : `batch ${batch.batchNumber} · ${batch.startSegment}–${batch.endSegment} · ${status}`;
   row.due.hidden = !s.shouldGenerateNextBatch;
-  const threshold = batch === null ? null : batch.endSegment - s.threshold;
   row.facts.replaceChildren(
     fact('clients', s.clientPositions.length),
+    fact('in flight', s.batches.filter((b) => !b.isComplete).length),
     fact('furthest', s.furthestSegment ?? '–'),
-    fact('threshold', threshold ?? '–'),
+    fact('slowest', s.slowestSegment ?? '–'),
+    fact('last segment', s.lastSegment ?? '–'),
   );
-  drawTrack(row, threshold);
+  drawTrack(row);
 }
 
 function fact(label: string, value: string | number): HTMLElement {
@@ -440,87 +453,143 @@ function fact(label: string, value: string | number): HTMLElement {
   return span;
 }
 
-/** The segments axis, the batches seen, the threshold and furthest lines, and the clients. */
-function drawTrack(row: Row, threshold: number | null) {
+/**
+ * On one axis of segments: the clients by quality, the batches (generating,
+ * complete or stalled), one lane per rendition with its covered ranges and
+ * the threshold mark before each range's end, the furthest and slowest
+ * clients, and the video's end when known.
+ */
+function drawTrack(row: Row) {
   const s = row.session;
   const width = Math.max(200, row.svg.clientWidth || 800);
-  const [lo, hi] = extent(s, row.batches);
-  // Room at both ends for the first and last tick labels.
-  const x = (segment: number) => MARGIN + ((segment - lo) / (hi - lo)) * (width - 2 * MARGIN);
+  const [lo, hi] = extent(s);
+  const x = (segment: number) => LEFT + ((segment - lo) / (hi - lo)) * (width - LEFT - MARGIN);
   const parts: SVGElement[] = [];
 
-  parts.push(
-    svg('line', {
-      class: 'axis',
-      x1: 0,
-      x2: width,
-      y1: TRACK_TOP + TRACK_HEIGHT / 2,
-      y2: TRACK_TOP + TRACK_HEIGHT / 2,
-    }),
-  );
+  // Batches of different renditions may overlap: each goes in the first lane where it fits.
+  const laneEnds: number[] = [];
+  const placed = [...s.batches]
+    .sort((a, b) => a.startSegment - b.startSegment)
+    .map((b) => {
+      let lane = laneEnds.findIndex((end) => end < b.startSegment);
+      if (lane === -1) lane = laneEnds.push(b.endSegment) - 1;
+      else laneEnds[lane] = b.endSegment;
+      return { b, lane };
+    });
+  const coverTop = TRACK_TOP + Math.max(1, laneEnds.length) * (TRACK_HEIGHT + LANE_GAP) + 2;
+  const laneY = (q: Quality) => coverTop + QUALITIES.indexOf(q) * (COVER_HEIGHT + LANE_GAP);
+  const bottom = coverTop + QUALITIES.length * (COVER_HEIGHT + LANE_GAP);
+  const height = bottom + TICK_ROOM;
+
+  parts.push(svg('line', { class: 'axis', x1: LEFT, x2: width, y1: bottom, y2: bottom }));
   const step = niceStep((hi - lo) / Math.max(2, Math.floor(width / 90)));
   for (let t = Math.ceil(lo / step) * step; t <= hi; t += step) {
-    const tick = svg('text', { class: 'tick', x: x(t), y: TICK_Y, 'text-anchor': 'middle' });
+    const tick = svg('text', { class: 'tick', x: x(t), y: bottom + 15, 'text-anchor': 'middle' });
     tick.textContent = String(t);
     parts.push(
-      svg('line', {
-        class: 'axis',
-        x1: x(t),
-        x2: x(t),
-        y1: TRACK_TOP + TRACK_HEIGHT,
-        y2: TRACK_TOP + TRACK_HEIGHT + 4,
-      }),
+      svg('line', { class: 'axis', x1: x(t), x2: x(t), y1: bottom, y2: bottom + 4 }),
       tick,
     );
   }
 
-  const current = s.currentBatch;
-  for (const b of row.batches) {
-    const isCurrent = current !== null && b.batchNumber === current.batchNumber;
-    const status = isCurrent ? batchStatus(b) : 'earlier';
+  for (const { b, lane } of placed) {
+    const status = batchStatus(b);
     const left = x(b.startSegment);
     const w = Math.max(2, x(b.endSegment + 1) - left);
+    const y = TRACK_TOP + lane * (TRACK_HEIGHT + LANE_GAP);
+    const renditions = b.qualities.map((q) => QUALITY_NAME[q]).join(', ');
     const rect = svg('rect', {
       class: `batch ${status}`,
       x: left,
-      y: TRACK_TOP,
+      y,
       width: w,
       height: TRACK_HEIGHT,
       rx: 3,
       'data-batch': b.batchNumber,
       'data-status': status,
+      'data-qualities': renditions,
     });
     rect.append(
-      titled(`batch ${b.batchNumber}: segments ${b.startSegment}–${b.endSegment} (${status})`),
+      titled(
+        `batch ${b.batchNumber}: segments ${b.startSegment}–${b.endSegment}${b.isLastBatch ? ' (the last)' : ''}, ${renditions}, ${status}`,
+      ),
     );
     parts.push(rect);
     if (w > 28) {
-      const label = svg('text', { class: 'batch-label', x: left + 5, y: TRACK_TOP + 13 });
+      const label = svg('text', { class: 'batch-label', x: left + 5, y: y + 13 });
       label.textContent = `#${b.batchNumber}`;
       parts.push(label);
     }
   }
 
-  if (threshold !== null) {
-    const tx = x(threshold);
+  for (const q of QUALITIES) {
+    const y = laneY(q);
+    const name = svg('text', {
+      class: 'lane-label',
+      x: LEFT - 6,
+      y: y + COVER_HEIGHT,
+      'text-anchor': 'end',
+    });
+    name.textContent = QUALITY_NAME[q];
     parts.push(
-      svg('line', { class: 'threshold', x1: tx, x2: tx, y1: 8, y2: TRACK_TOP + TRACK_HEIGHT + 2 }),
+      svg('rect', {
+        class: 'lane',
+        x: LEFT,
+        y,
+        width: width - LEFT - MARGIN,
+        height: COVER_HEIGHT,
+      }),
+      name,
     );
-    const label = svg('text', { class: 'threshold-label', x: tx - 3, y: 10, 'text-anchor': 'end' });
-    label.textContent = `threshold ${threshold}`;
+  }
+  for (const r of s.coverage) {
+    const y = laneY(r.quality);
+    const name = QUALITY_NAME[r.quality];
+    const left = x(r.startSegment);
+    const range = svg('rect', {
+      class: `range q${name}`,
+      x: left,
+      y,
+      width: Math.max(2, x(r.endSegment + 1) - left),
+      height: COVER_HEIGHT,
+      rx: 2,
+      'data-quality': name,
+      'data-start': r.startSegment,
+      'data-end': r.endSegment,
+    });
+    range.append(titled(`${name}: segments ${r.startSegment}–${r.endSegment} made or being made`));
+    parts.push(range);
+    // A client from this segment of the range on needs the batch after it (unless that one is on its way).
+    if (r.endSegment !== s.lastSegment) {
+      const from = Math.max(r.startSegment, r.endSegment - s.threshold);
+      const mark = svg('line', {
+        class: 'threshold',
+        x1: x(from),
+        x2: x(from),
+        y1: y - 2,
+        y2: y + COVER_HEIGHT + 2,
+        'data-quality': name,
+        'data-segment': from,
+      });
+      mark.append(titled(`${name}: a client at ${from}–${r.endSegment} needs the next batch`));
+      parts.push(mark);
+    }
+  }
+
+  if (s.lastSegment !== null && s.lastSegment + 1 <= hi) {
+    const ex = x(s.lastSegment + 1);
+    parts.push(svg('line', { class: 'last-segment', x1: ex, x2: ex, y1: 8, y2: bottom }));
+    const label = svg('text', { class: 'last-label', x: ex - 3, y: 10, 'text-anchor': 'end' });
+    label.textContent = `end · last segment ${s.lastSegment}`;
     parts.push(label);
   }
-  if (s.furthestSegment !== null) {
-    const fx = x(s.furthestSegment + 0.5);
-    parts.push(
-      svg('line', {
-        class: 'furthest',
-        x1: fx,
-        x2: fx,
-        y1: MARKER_Y + 6,
-        y2: TRACK_TOP + TRACK_HEIGHT + 2,
-      }),
-    );
+  for (const [which, segment] of [
+    ['slowest', s.slowestSegment],
+    ['furthest', s.furthestSegment],
+  ] as const) {
+    if (segment === null || (which === 'slowest' && segment === s.furthestSegment)) continue;
+    const lx = x(segment + 0.5);
+    parts.push(svg('line', { class: which, x1: lx, x2: lx, y1: MARKER_Y + 6, y2: bottom }));
   }
 
   // Clients on one segment stack upwards; past STACK they are counted.
@@ -554,26 +623,29 @@ function drawTrack(row: Row, threshold: number | null) {
     }
   }
 
-  row.svg.setAttribute('viewBox', `0 0 ${width} 84`);
+  row.svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+  row.svg.setAttribute('height', String(height));
   row.svg.setAttribute(
     'aria-label',
-    `${s.id}: ${s.clientPositions.length} clients, furthest segment ${s.furthestSegment ?? 'none'}, ${row.badge.textContent}`,
+    `${s.id}: ${s.clientPositions.length} clients, furthest segment ${s.furthestSegment ?? 'none'}, ${s.batches.length} batches, ${s.coverage.length} covered ranges, ${row.badge.textContent}`,
   );
   row.svg.replaceChildren(...parts);
 }
 
 /**
- * The segments to show: the batches seen (or, before any, where batch 0
- * will be) and every client, at least a batch wide, with a little room.
+ * The segments to show: the batches and covered ranges (or, before any,
+ * where batch 0 will be) and every client, at least a batch wide, with a
+ * little room; out to the video's end when that at most doubles the span,
+ * and never past it.
  */
-function extent(s: StreamSession, batches: BatchState[]): [number, number] {
+function extent(s: StreamSession): [number, number] {
   let lo = Number.POSITIVE_INFINITY;
   let hi = Number.NEGATIVE_INFINITY;
-  for (const b of batches) {
-    lo = Math.min(lo, b.startSegment);
-    hi = Math.max(hi, b.endSegment + 1);
+  for (const r of [...s.batches, ...s.coverage]) {
+    lo = Math.min(lo, r.startSegment);
+    hi = Math.max(hi, r.endSegment + 1);
   }
-  if (batches.length === 0) {
+  if (lo === Number.POSITIVE_INFINITY) {
     lo = s.startSegment;
     hi = s.startSegment + s.batchSize;
   }
@@ -582,6 +654,10 @@ function extent(s: StreamSession, batches: BatchState[]): [number, number] {
     hi = Math.max(hi, c.segmentNumber + 1);
   }
   hi = Math.max(hi, lo + s.batchSize);
+  if (s.lastSegment !== null) {
+    const end = s.lastSegment + 1;
+    if (end - lo <= 2 * (hi - lo) || end < hi) hi = Math.max(lo + 1, end);
+  }
   const room = Math.max(1, Math.round((hi - lo) * 0.03));
   return [Math.max(0, lo - room), hi + room];
 }

@@ -12,6 +12,7 @@ export const CreateStreamSession = graphql(`
       segmentDuration
       batchSize
       threshold
+      lastSegment
     }
   }
 `);

@@ -1,23 +1,34 @@
 /**
  * An example encoder worker. It listens on `batchNeeded` over one
  * WebSocket (graphql-ws), claims each batch it is told about with
- * `setCurrentBatch`, "transcodes" it (waits `batchSeconds`: this example
- * runs no ffmpeg) and reports it with `completeBatch`. Copy it and put your
+ * `setCurrentBatch`, "transcodes" it (waits: this example runs no ffmpeg),
+ * reports it with `completeBatch`, then deletes the segments nobody will
+ * watch any more and says so with `releaseSegments`. Copy it and put your
  * transcoder where it waits.
  *
  *   COORDINATOR_URL=http://127.0.0.1:4000/graphql ENCODER_TOKEN=… \
- *     npx tsx examples/encoder.ts --batch-seconds 5
+ *     npx tsx examples/encoder.ts --batch-seconds 5 --concurrency 2
  *
  * What the contract promises, and how this worker uses it:
  * - A new subscription first receives every need pending now, so after a
  *   reconnect it simply subscribes again and misses nothing.
- * - The need's batchNumber is what setCurrentBatch takes. Several encoders
- *   may race for one need: one wins, the others get CONFLICT and move on.
+ * - Several needs, of one session or of several, may be pending at once
+ *   (two viewers far apart, a seek while a batch is being made): it works
+ *   on up to `concurrency` of them at once, and the others wait their turn.
+ * - The need's batchNumber is what setCurrentBatch takes, with the need's
+ *   range and renditions. Several encoders may race for one need: one wins,
+ *   the others get CONFLICT and move on. A need nobody needs any more (its
+ *   viewer left or moved) is withdrawn: claiming it is CONFLICT too.
  * - A claimed batch not completed within the server's BATCH_TIMEOUT is
  *   announced again as STALLED, and any encoder may re-claim it with the
  *   same number (`--drop-rate` makes this worker "crash" on some batches,
  *   to see that happen).
- * - completeBatch is idempotent; CONFLICT means the session moved on.
+ * - completeBatch is idempotent.
+ * - Segments of completed batches wholly behind `slowestSegment` are
+ *   watched by nobody: once they are `releaseMargin` segments behind it,
+ *   it deletes them and calls releaseSegments, so that a viewer who later
+ *   seeks back there makes a need (SEEK_BACK) instead of waiting for
+ *   segments that are gone.
  */
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -38,6 +49,7 @@ export const BatchNeededSubscription = graphql(`
     batchNeeded {
       streamSession {
         id
+        batchSize
       }
       reason
       batchNumber
@@ -45,7 +57,9 @@ export const BatchNeededSubscription = graphql(`
       endSegment
       videoSourcePath
       videoStartOffset
+      segmentDuration
       qualities
+      isLastBatch
     }
   }
 `);
@@ -71,15 +85,56 @@ export const CompleteBatch = graphql(`
   }
 `);
 
+/** What is made of a session, and where its slowest viewer is: what may be deleted. */
+export const SessionProgress = graphql(`
+  query SessionProgress($id: ID!) {
+    streamSession(id: $id) {
+      slowestSegment
+      batches {
+        batchNumber
+        startSegment
+        endSegment
+        isComplete
+        qualities
+      }
+    }
+  }
+`);
+
+export const ReleaseSegments = graphql(`
+  mutation ReleaseSegments(
+    $streamSessionId: ID!
+    $startSegment: Int!
+    $endSegment: Int!
+    $qualities: [Quality!]
+  ) {
+    releaseSegments(
+      streamSessionId: $streamSessionId
+      startSegment: $startSegment
+      endSegment: $endSegment
+      qualities: $qualities
+    )
+  }
+`);
+
 export interface EncoderOptions {
   /** The GraphQL endpoint, http(s)://…/graphql (the WebSocket URL is derived from it). */
   readonly url: string;
   /** The encoder (or admin) token; none with AUTH=off. */
   readonly token?: string;
-  /** How long one batch takes to "transcode", in milliseconds. */
+  /**
+   * How long a full batch (the session's batchSize segments) takes to
+   * "transcode", in milliseconds; a batch cut short takes its share.
+   */
   readonly batchMs: number;
-  /** Batches worked on at once (over all sessions); more wait their turn. */
-  readonly maxJobs?: number;
+  /** Batches worked on at once (over all sessions); more wait their turn. 2 unless set. */
+  readonly concurrency?: number;
+  /**
+   * Segments kept behind the slowest viewer, for a short seek back: a
+   * completed batch is released once its end is more than this behind
+   * `slowestSegment`. 10 unless set.
+   */
+  readonly releaseMargin?: number;
   /** The share of claimed batches it abandons, as a crash would (0 to 1). */
   readonly dropRate?: number;
   /** Where it says what it does; console.log unless set. */
@@ -95,6 +150,8 @@ export interface EncoderStats {
   conflicts: number;
   /** Batches abandoned on purpose (dropRate). */
   dropped: number;
+  /** Completed batches whose segments it deleted (releaseSegments). */
+  released: number;
 }
 
 export interface Encoder {
@@ -120,8 +177,8 @@ const FORBIDDEN_CLOSE = 4403;
 export function startEncoder(options: EncoderOptions): Encoder {
   const log = options.log ?? ((line: string) => console.log(`[encoder] ${line}`));
   const random = options.random ?? Math.random;
-  const maxJobs = options.maxJobs ?? 4;
-  const stats: EncoderStats = { claimed: 0, completed: 0, conflicts: 0, dropped: 0 };
+  const releaseMargin = options.releaseMargin ?? 10;
+  const stats: EncoderStats = { claimed: 0, completed: 0, conflicts: 0, dropped: 0, released: 0 };
   const stopping = new AbortController();
   let refused: ((error: Error) => void) | undefined;
   const done = new Promise<void>((resolve, reject) => {
@@ -161,29 +218,25 @@ export function startEncoder(options: EncoderOptions): Encoder {
     },
   });
 
-  // Jobs in progress, by stream session and batch, and needs waiting for a free slot.
-  const working = new Set<string>();
-  const waiting: Need[] = [];
+  // Needs taken (waiting for a slot or in progress), by stream session and batch.
+  const taken = new Set<string>();
+  const slot = semaphore(options.concurrency ?? 2);
+  // Sessions whose old segments are being released now.
+  const releasing = new Set<string>();
 
   function onNeed(need: Need): void {
     const key = `${need.streamSession.id}#${need.batchNumber}`;
-    // Still on it: a STALLED re-announcement of our own batch (we are slower than BATCH_TIMEOUT).
-    if (working.has(key)) return;
-    if (working.size >= maxJobs) {
-      waiting.push(need);
-      return;
-    }
-    working.add(key);
-    void work(need).finally(() => {
-      working.delete(key);
-      const next = waiting.shift();
-      if (next !== undefined && !stopping.signal.aborted) onNeed(next);
-    });
+    // Had already: a STALLED re-announcement of our own batch (we are slower
+    // than BATCH_TIMEOUT), or the replay after a reconnect of one still waiting.
+    if (taken.has(key)) return;
+    taken.add(key);
+    void slot(() => work(need)).finally(() => taken.delete(key));
   }
 
   async function work(need: Need): Promise<void> {
+    if (stopping.signal.aborted) return;
     const id = need.streamSession.id;
-    const batch = `batch ${need.batchNumber} of ${id} (segments ${need.startSegment}-${need.endSegment}, ${need.reason})`;
+    const batch = `batch ${need.batchNumber} of ${id} (segments ${need.startSegment}-${need.endSegment}${need.isLastBatch ? ', the last' : ''}, ${need.reason})`;
     try {
       await retrying(() =>
         wsRequest(client, ClaimBatch, {
@@ -194,6 +247,7 @@ export function startEncoder(options: EncoderOptions): Encoder {
             endSegment: need.endSegment,
             videoSourcePath: need.videoSourcePath,
             videoStartOffset: need.videoStartOffset,
+            qualities: need.qualities,
           },
         }),
       );
@@ -212,8 +266,15 @@ export function startEncoder(options: EncoderOptions): Encoder {
       log(`${batch}: claimed, then abandoned (a simulated crash: it will be announced STALLED)`);
       return;
     }
-    log(`${batch}: claimed; transcoding ${need.qualities.join(', ') || 'every quality'}`);
-    if (!(await sleep(options.batchMs, stopping.signal))) return;
+    const segments = need.endSegment - need.startSegment + 1;
+    log(
+      `${batch}: claimed; transcoding ${segments * need.segmentDuration} s from ${need.videoStartOffset} s in ${need.qualities.join(', ')}`,
+    );
+    // Your transcoder goes here: e.g. ffmpeg -ss <videoStartOffset> -i <videoSourcePath>
+    // -t <segments × segmentDuration>, one HLS output per quality with -hls_time
+    // <segmentDuration> and -start_number <startSegment>.
+    const ms = (options.batchMs * segments) / need.streamSession.batchSize;
+    if (!(await sleep(ms, stopping.signal))) return;
     try {
       await retrying(() =>
         wsRequest(client, CompleteBatch, { streamSessionId: id, batchNumber: need.batchNumber }),
@@ -221,8 +282,53 @@ export function startEncoder(options: EncoderOptions): Encoder {
       stats.completed++;
       log(`${batch}: complete`);
     } catch (error) {
-      // CONFLICT: it stalled and the session has moved past it; NOT_FOUND: the session ended.
+      // NOT_FOUND: the session ended; CONFLICT: the batch is no longer the session's.
       if (!stopping.signal.aborted) log(`${batch}: not completed: ${(error as Error).message}`);
+      return;
+    }
+    await releaseBehind(id);
+  }
+
+  /**
+   * Deletes the segments of the session's completed batches that lie more
+   * than releaseMargin behind its slowest viewer, and tells the service.
+   * The segments are in storage every encoder shares, so any encoder may:
+   * when two release one batch, the second is told false.
+   */
+  async function releaseBehind(id: string): Promise<void> {
+    // One pass per session at a time: a second one now would find the same batches.
+    if (releasing.has(id)) return;
+    releasing.add(id);
+    try {
+      const { streamSession } = await retrying(() => wsRequest(client, SessionProgress, { id }));
+      const slowest = streamSession?.slowestSegment;
+      // No viewer (they all left): the session will end, and its segments go then.
+      if (slowest == null) return;
+      for (const b of streamSession?.batches ?? []) {
+        if (!b.isComplete || b.endSegment >= slowest - releaseMargin) continue;
+        // Delete segments startSegment..endSegment of b.qualities from your storage here.
+        const { releaseSegments } = await retrying(() =>
+          wsRequest(client, ReleaseSegments, {
+            streamSessionId: id,
+            startSegment: b.startSegment,
+            endSegment: b.endSegment,
+            qualities: b.qualities,
+          }),
+        );
+        if (releaseSegments) {
+          stats.released++;
+          log(
+            `batch ${b.batchNumber} of ${id}: segments ${b.startSegment}-${b.endSegment} released (the slowest viewer is at ${slowest})`,
+          );
+        }
+      }
+    } catch (error) {
+      // Kept for now: the next batch completed in this session tries again.
+      if (!stopping.signal.aborted) {
+        log(`${id}: could not release segments: ${(error as Error).message}`);
+      }
+    } finally {
+      releasing.delete(id);
     }
   }
 
@@ -278,7 +384,6 @@ export function startEncoder(options: EncoderOptions): Encoder {
   function stop(): Promise<void> {
     stopped ??= (async () => {
       stopping.abort();
-      waiting.length = 0;
       try {
         await client.dispose();
       } catch {
@@ -289,6 +394,27 @@ export function startEncoder(options: EncoderOptions): Encoder {
   }
 
   return { stats, done, stop };
+}
+
+/**
+ * Runs at most `size` jobs at once; the others wait their turn, in order.
+ * (A semaphore: about what p-limit does, without the dependency.)
+ */
+function semaphore(size: number) {
+  let free = Math.max(1, size);
+  const turns: Array<() => void> = [];
+  return async <T>(job: () => Promise<T>): Promise<T> => {
+    if (free > 0) free--;
+    else await new Promise<void>((resolve) => turns.push(resolve));
+    try {
+      return await job();
+    } finally {
+      // Hand the slot to the next job waiting, or give it back.
+      const next = turns.shift();
+      if (next === undefined) free++;
+      else next();
+    }
+  };
 }
 
 function isCode(error: unknown, code: string): boolean {
@@ -307,15 +433,21 @@ async function main(): Promise<void> {
       url: { type: 'string', default: process.env.COORDINATOR_URL },
       token: { type: 'string', default: process.env.ENCODER_TOKEN },
       'batch-seconds': { type: 'string', default: process.env.BATCH_SECONDS ?? '5' },
-      'max-jobs': { type: 'string', default: '4' },
+      concurrency: { type: 'string', default: process.env.ENCODER_CONCURRENCY ?? '2' },
+      'release-margin': { type: 'string', default: process.env.RELEASE_MARGIN ?? '10' },
       'drop-rate': { type: 'string', default: '0' },
     },
   });
+  const concurrency = Number(values.concurrency);
+  if (!(Number.isInteger(concurrency) && concurrency > 0)) {
+    throw new Error('--concurrency (or ENCODER_CONCURRENCY) must be a whole number above 0');
+  }
   const encoder = startEncoder({
     url: values.url ?? 'http://127.0.0.1:4000/graphql',
     token: values.token,
     batchMs: Number(values['batch-seconds']) * 1_000,
-    maxJobs: Number(values['max-jobs']),
+    concurrency,
+    releaseMargin: Number(values['release-margin']),
     dropRate: Number(values['drop-rate']),
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

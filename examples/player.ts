@@ -3,7 +3,8 @@
  * `updateClientPosition` over HTTP (fetch) per segment played, and
  * `removeClient` when it leaves. It simulates playback: one segment every
  * `segmentSeconds` of video time (sped up by `speed`), with now and then a
- * quality switch or a seek, and leaves after `leaveAfter` segments.
+ * quality switch or a seek, and leaves after `leaveAfter` segments, or at
+ * the video's end when it knows where that is (`lastSegment`).
  *
  *   COORDINATOR_URL=http://127.0.0.1:4000/graphql PLAYER_TOKEN=… \
  *     npx tsx examples/player.ts --stream-session movie-42 --session viewer-1 --speed 4
@@ -55,6 +56,12 @@ export interface PlayerOptions {
   readonly speed?: number;
   /** Segments it plays before it leaves; it plays on until stopped when unset. */
   readonly leaveAfter?: number;
+  /**
+   * The video's last segment (the stream session's lastSegment), when known:
+   * it seeks no further, and leaves once it has played it. (A position past
+   * it is BAD_USER_INPUT.)
+   */
+  readonly lastSegment?: number | null;
   /** Chance, per segment, that it jumps (ahead mostly, sometimes back). */
   readonly seekChance?: number;
   /** Chance, per segment, that it switches quality (as adaptive bitrate does). */
@@ -130,9 +137,10 @@ export function startPlayer(options: PlayerOptions): Player {
     for (let played = 0; ; played++) {
       const end = await report();
       if (end !== null) return end;
-      if (options.leaveAfter !== undefined && played >= options.leaveAfter) {
+      const atEnd = options.lastSegment != null && input.segmentNumber >= options.lastSegment;
+      if (atEnd || (options.leaveAfter !== undefined && played >= options.leaveAfter)) {
         await leave();
-        log(`leaves at segment ${input.segmentNumber}`);
+        log(`leaves at segment ${input.segmentNumber}${atEnd ? ', the end of the video' : ''}`);
         return 'left';
       }
       if (!(await sleep(segmentMs, stopping.signal))) return 'stopped';
@@ -147,9 +155,13 @@ export function startPlayer(options: PlayerOptions): Player {
       log(`switches to ${input.quality}`);
     }
     if (random() < (options.seekChance ?? 0)) {
-      // Mostly forward, past what is generated (SEEK_AHEAD); sometimes back.
+      // Mostly forward, past what is generated (SEEK_AHEAD); sometimes back
+      // (SEEK_BACK when it lands in a gap, or on segments released since).
       const jump = random() < 0.75 ? 10 + Math.floor(random() * 50) : -Math.floor(random() * 20);
-      const target = Math.max(0, segment + jump);
+      const target = Math.min(
+        options.lastSegment ?? Number.POSITIVE_INFINITY,
+        Math.max(0, segment + jump),
+      );
       log(`seeks from segment ${segment} to ${target}`);
       return target;
     }
@@ -186,6 +198,7 @@ async function main(): Promise<void> {
       'segment-seconds': { type: 'string', default: '6' },
       speed: { type: 'string', default: '1' },
       'leave-after': { type: 'string' },
+      'last-segment': { type: 'string' },
       'seek-chance': { type: 'string', default: '0.02' },
       'quality-chance': { type: 'string', default: '0.05' },
     },
@@ -204,6 +217,7 @@ async function main(): Promise<void> {
     segmentSeconds: Number(values['segment-seconds']),
     speed: Number(values.speed),
     leaveAfter: values['leave-after'] === undefined ? undefined : Number(values['leave-after']),
+    lastSegment: values['last-segment'] === undefined ? undefined : Number(values['last-segment']),
     seekChance: Number(values['seek-chance']),
     qualityChance: Number(values['quality-chance']),
   });

@@ -2,14 +2,16 @@
  * `npm run demo`: the service on the in-memory store with simulated
  * viewers and one simulated encoder, to watch on the dashboard.
  *
- * Viewers join a few stream sessions, play (one segment every few seconds
- * of video time, sped up by --speed), switch quality, seek and leave, and
- * others come; the encoder (examples/encoder.ts) claims and completes the
- * batches they need, taking --batch-seconds per batch, and abandons a few
+ * Viewers join a few stream sessions (videos of known length), play (one
+ * segment every few seconds of video time, sped up by --speed), switch
+ * quality, seek and leave, and others come; the encoder
+ * (examples/encoder.ts) claims and completes the batches they need, up to
+ * --concurrency at once, taking --batch-seconds per full batch, releases
+ * the segments every viewer has left behind, and abandons a few batches
  * (--drop-rate) so that stalls show. Everything talks to the service over
  * its public API only, as a real deployment would.
  *
- *   npm run demo -- --speed 10 --sessions 4 --viewers 6
+ *   npm run demo -- --speed 10 --sessions 4 --viewers 6 --concurrency 3
  *
  * The service's settings come from the environment as for `npm start`
  * (PORT, LOG_LEVEL, …), but STORE is always memory and BATCH_TIMEOUT is 20 s
@@ -24,12 +26,13 @@ import { ConfigError, loadConfig } from '../src/config.js';
 import { buildApp } from '../src/server/app.js';
 import { createLogger } from '../src/server/logger.js';
 
-const MOVIES = [
-  'big-buck-bunny',
-  'sintel',
-  'tears-of-steel',
-  'elephants-dream',
-  'cosmos-laundromat',
+/** Open movies and their lengths in seconds (about). */
+const MOVIES: ReadonlyArray<readonly [string, number]> = [
+  ['big-buck-bunny', 596],
+  ['sintel', 888],
+  ['tears-of-steel', 734],
+  ['elephants-dream', 654],
+  ['cosmos-laundromat', 730],
 ];
 
 const { values } = parseArgs({
@@ -39,6 +42,7 @@ const { values } = parseArgs({
     viewers: { type: 'string', default: process.env.DEMO_VIEWERS ?? '4' },
     'batch-seconds': { type: 'string', default: process.env.DEMO_BATCH_SECONDS ?? '4' },
     'drop-rate': { type: 'string', default: process.env.DEMO_DROP_RATE ?? '0.1' },
+    concurrency: { type: 'string', default: process.env.ENCODER_CONCURRENCY ?? '2' },
   },
 });
 const speed = positive('speed', values.speed);
@@ -46,6 +50,7 @@ const sessions = Math.min(MOVIES.length, Math.round(positive('sessions', values.
 const viewers = Math.round(positive('viewers', values.viewers));
 const batchSeconds = positive('batch-seconds', values['batch-seconds']);
 const dropRate = Number(values['drop-rate']);
+const concurrency = Math.round(positive('concurrency', values.concurrency));
 
 function positive(name: string, value: string | undefined): number {
   const number = Number(value);
@@ -83,6 +88,7 @@ async function main(): Promise<void> {
     url,
     token: encoderToken,
     batchMs: batchSeconds * 1_000,
+    concurrency,
     dropRate,
     log: (line) => say(`encoder: ${line}`),
   });
@@ -91,7 +97,11 @@ async function main(): Promise<void> {
   const players = new Set<Player>();
   let stopping = false;
   let nextViewer = 1;
-  async function keepWatching(streamSessionId: string, segmentSeconds: number): Promise<void> {
+  async function keepWatching(
+    streamSessionId: string,
+    segmentSeconds: number,
+    lastSegment: number | null,
+  ): Promise<void> {
     while (!stopping) {
       const sessionId = `viewer-${nextViewer++}`;
       const token = config.authEnabled
@@ -107,6 +117,7 @@ async function main(): Promise<void> {
         segmentSeconds,
         speed,
         leaveAfter: 20 + Math.floor(Math.random() * 80),
+        lastSegment,
         seekChance: 0.02,
         qualityChance: 0.05,
         log: (line) => say(`${sessionId}: ${line}`),
@@ -119,19 +130,26 @@ async function main(): Promise<void> {
     }
   }
 
-  for (const id of MOVIES.slice(0, sessions)) {
-    const session = await createStreamSession(admin, { id, videoSourcePath: `/media/${id}.mkv` });
+  for (const [id, durationSeconds] of MOVIES.slice(0, sessions)) {
+    const session = await createStreamSession(admin, {
+      id,
+      videoSourcePath: `/media/${id}.mkv`,
+      durationSeconds,
+    });
     for (let v = 0; v < viewers; v++) {
       // Not all at once: the first ones start the session, the others join over a while.
       setTimeout(
-        () => void keepWatching(session.id, session.segmentDuration).catch(() => {}),
+        () =>
+          void keepWatching(session.id, session.segmentDuration, session.lastSegment).catch(
+            () => {},
+          ),
         v === 0 ? 0 : ((Math.random() * 30 * 1_000) / speed) | 0,
       ).unref();
     }
   }
 
   const lines = [
-    `demo: ${sessions} stream sessions, about ${viewers} viewers each, one encoder (${batchSeconds} s per batch, drops ${Math.round(dropRate * 100)}%), video time x${speed}`,
+    `demo: ${sessions} stream sessions, about ${viewers} viewers each, one encoder (${concurrency} batches at once, ${batchSeconds} s per batch, drops ${Math.round(dropRate * 100)}%), video time x${speed}`,
     `open the dashboard: ${base}/dashboard`,
     adminToken === undefined
       ? 'AUTH=off: the dashboard needs no token'

@@ -2,7 +2,8 @@
  * The dashboard in a real browser: Debian's Chromium driven by
  * playwright-core, against the service started in this process with tokens
  * on. It signs in, sees sessions come and go, a client marker move, batches
- * generate, complete and stall, and saves a screenshot to
+ * generate, complete and stall, several at once, each rendition's covered
+ * segments and the video's end, and saves a screenshot to
  * test-artifacts/dashboard.png.
  *
  * Time is a ManualClock (a stall is one clock step and a sweep, not a wait).
@@ -75,8 +76,8 @@ async function admin(query: string, variables?: Record<string, unknown>) {
   return response.data as Record<string, any>;
 }
 
-const create = (id: string) =>
-  admin(Q.create, { input: { id, videoSourcePath: `/media/${id}.mkv` } });
+const create = (id: string, durationSeconds?: number) =>
+  admin(Q.create, { input: { id, videoSourcePath: `/media/${id}.mkv`, durationSeconds } });
 const move = (streamSessionId: string, sessionId: string, segmentNumber: number, quality: string) =>
   admin(Q.update, { input: { streamSessionId, sessionId, segmentNumber, quality } });
 const claim = (streamSessionId: string, batchNumber: number, startSegment: number) =>
@@ -96,6 +97,13 @@ const complete = (streamSessionId: string, batchNumber: number) =>
 const row = (id: string) => page.locator(`[data-session="${id}"]`);
 const marker = (id: string, client: string) => row(id).locator(`[data-client="${client}"]`);
 const batch = (id: string, n: number) => row(id).locator(`rect[data-batch="${n}"]`);
+/** A rendition's covered ranges, as "start-end" strings. */
+const covered = (id: string, quality: string) =>
+  row(id)
+    .locator(`rect.range[data-quality="${quality}"]`)
+    .evaluateAll((ranges) =>
+      ranges.map((r) => `${r.getAttribute('data-start')}-${r.getAttribute('data-end')}`),
+    );
 const count = (name: string) => page.locator(`#count-${name}`);
 const poll = <T>(read: () => Promise<T>) => expect.poll(read, { timeout: 5_000, interval: 25 });
 
@@ -143,14 +151,23 @@ describe('the dashboard at /dashboard', { timeout: 60_000 }, () => {
     expect(Number(await marker('movie-42', 'viewer-1').getAttribute('cx'))).toBeGreaterThan(before);
     await poll(() => count('clients').textContent()).toBe('1');
 
-    // The batch shows generating, then complete, with the threshold line at end - threshold.
+    // The batch shows generating, then complete. Batch 0 makes the session's
+    // renditions (all three by default): each lane shows 0-19 covered, with
+    // the threshold mark at end - threshold.
     await claim('movie-42', 0, 0);
     await shows('movie-42', 0, 'generating');
     await poll(() => count('generating').textContent()).toBe('1');
     expect(await row('movie-42').locator('.badge').first().textContent()).toBe(
       'batch 0 · 0–19 · generating',
     );
-    expect(await row('movie-42').locator('.threshold-label').textContent()).toBe('threshold 14');
+    for (const quality of ['1080p', '720p', '480p']) {
+      expect(await covered('movie-42', quality)).toEqual(['0-19']);
+    }
+    expect(
+      await row('movie-42')
+        .locator('line.threshold[data-quality="1080p"]')
+        .getAttribute('data-segment'),
+    ).toBe('14');
     await complete('movie-42', 0);
     await shows('movie-42', 0, 'complete');
     await poll(() => count('generating').textContent()).toBe('0');
@@ -186,7 +203,7 @@ describe('the dashboard at /dashboard', { timeout: 60_000 }, () => {
     expect(problems).toEqual([]);
   });
 
-  it('draws the batches seen, the clients by quality and the furthest segment (screenshot)', async () => {
+  it('draws every batch, the coverage per rendition, the clients by quality, the furthest and slowest segment and the end (screenshot)', async () => {
     // movie-42: batch 0 done, batch 1 complete and its viewers near its end: next batch due.
     await claim('movie-42', 1, 20);
     await shows('movie-42', 1, 'generating');
@@ -196,8 +213,9 @@ describe('the dashboard at /dashboard', { timeout: 60_000 }, () => {
     await move('movie-42', 'viewer-2', 31, 'Q720P');
     await move('movie-42', 'viewer-3', 35, 'Q480P');
     await move('movie-42', 'viewer-4', 27, 'Q720P');
-    // lecture-3: two batches behind, the third generating, viewers spread over it.
-    await create('lecture-3');
+    // lecture-3, a video of 360 s (segments 0-59): two batches behind, the
+    // third (the last) generating, viewers spread over it.
+    await create('lecture-3', 360);
     for (const [n, start] of [
       [0, 0],
       [1, 20],
@@ -221,15 +239,50 @@ describe('the dashboard at /dashboard', { timeout: 60_000 }, () => {
     await poll(() => row('movie-42').locator('.due').isVisible()).toBe(true);
     await poll(() => row('lecture-3').locator('[data-client]').count()).toBe(5);
     await poll(() => marker('movie-42', 'viewer-4').getAttribute('data-segment')).toBe('27');
-    // Earlier batches stay drawn behind the current one, greyed.
-    expect(await batch('lecture-3', 0).getAttribute('data-status')).toBe('earlier');
-    expect(await batch('lecture-3', 1).getAttribute('data-status')).toBe('earlier');
-    expect(await batch('movie-42', 0).getAttribute('data-status')).toBe('earlier');
+    // Every batch not released is drawn, the completed ones too.
+    expect(await batch('lecture-3', 0).getAttribute('data-status')).toBe('complete');
+    expect(await batch('lecture-3', 1).getAttribute('data-status')).toBe('complete');
+    expect(await batch('movie-42', 0).getAttribute('data-status')).toBe('complete');
+    // Coverage is what is made or being made: not movie-42's need for 40-59
+    // in 1080p, announced only.
+    expect(await covered('movie-42', '1080p')).toEqual(['0-39']);
+    expect(await covered('lecture-3', '480p')).toEqual(['0-59']);
     const furthest = row('lecture-3').locator('line.furthest');
     const dee = marker('lecture-3', 'dee');
     expect(Number(await furthest.getAttribute('x1'))).toBeCloseTo(
       Number(await dee.getAttribute('cx')),
     );
+    const slowest = row('lecture-3').locator('line.slowest');
+    const eli = marker('lecture-3', 'eli');
+    expect(Number(await slowest.getAttribute('x1'))).toBeCloseTo(
+      Number(await eli.getAttribute('cx')),
+    );
+    // lecture-3 knows its end: the line is drawn, and a range that runs to it has no threshold mark.
+    expect(await row('lecture-3').locator('.last-label').textContent()).toBe(
+      'end · last segment 59',
+    );
+    expect(await row('lecture-3').locator('line.threshold').count()).toBe(0);
+    expect(await row('movie-42').locator('.last-label').count()).toBe(0);
+
+    // movie-42's viewers at 35 in 1080p and in 480p made one need each for
+    // 40-59 (batches 2 and 3): both claimed, in flight at once, drawn in two
+    // lanes; then a viewer seeks ahead, and its need (720p only) is claimed too.
+    await claim('movie-42', 2, 40);
+    await claim('movie-42', 3, 40);
+    await move('movie-42', 'viewer-4', 100, 'Q720P');
+    await claim('movie-42', 4, 100);
+    await shows('movie-42', 4, 'generating');
+    expect(await batch('movie-42', 2).getAttribute('data-qualities')).toBe('1080p');
+    expect(await batch('movie-42', 3).getAttribute('data-qualities')).toBe('480p');
+    expect(await batch('movie-42', 4).getAttribute('data-qualities')).toBe('720p');
+    expect(await batch('movie-42', 3).getAttribute('y')).not.toBe(
+      await batch('movie-42', 2).getAttribute('y'),
+    );
+    await poll(() => covered('movie-42', '720p')).toEqual(['0-39', '100-119']);
+    expect(await covered('movie-42', '1080p')).toEqual(['0-59']);
+    expect(await covered('movie-42', '480p')).toEqual(['0-59']);
+    // lecture-3's batch 2 and movie-42's batches 2, 3 and 4.
+    await poll(() => count('generating').textContent()).toBe('4');
     await poll(() => count('clients').textContent()).toBe('10');
     await poll(() => count('sessions').textContent()).toBe('3');
 

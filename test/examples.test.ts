@@ -110,6 +110,13 @@ describe('the example encoder and players', () => {
     // Batches of 10 from segment 0: batch 3 or later starts at segment 30 or further.
     expect(session?.currentBatch?.startSegment).toBeGreaterThanOrEqual(30);
 
+    // What every viewer has left more than 10 segments behind (releaseMargin)
+    // is deleted and released: batch 0 (0-9) goes from batches and coverage.
+    await eventually(() => worker.stats.released >= 1, { timeout: 30_000 });
+    const released = await view('movie');
+    expect(released?.batches.map((b) => b.batchNumber)).not.toContain(0);
+    expect(released?.coverage.filter((r) => r.startSegment <= 9)).toEqual([]);
+
     // Players that stop leave their session (removeClient), at once.
     await Promise.all(players.splice(0).map((p) => p.stop()));
     expect((await view('movie'))?.clientPositions).toEqual([]);
@@ -152,6 +159,43 @@ describe('the example encoder and players', () => {
       { timeout: 10_000 },
     );
     expect(claims()).toBeGreaterThanOrEqual(4);
+  });
+
+  it('works on several needs at once, never more than its concurrency', async () => {
+    await createStreamSession(admin(), {
+      id: 'spread',
+      videoSourcePath: '/media/spread.mkv',
+      batchSize: 10,
+      threshold: 3,
+    });
+    // Three viewers far apart, each needing its own batch (FIRST_BATCH at 0 and
+    // SEEK_AHEAD at 100 and 200), all pending at once; they stay put (a segment a minute).
+    for (const [id, segment] of [
+      ['a', 0],
+      ['b', 100],
+      ['c', 200],
+    ] as const) {
+      await player('spread', `viewer-${id}`, { startSegment: segment, speed: 0.1 });
+    }
+    await eventually(async () => ((await view('spread'))?.clientPositions.length ?? 0) === 3);
+    const worker = encoder({ concurrency: 2, batchMs: 600 });
+    let most = 0;
+    await eventually(
+      async () => {
+        const batches = (await view('spread'))?.batches ?? [];
+        most = Math.max(most, batches.filter((b) => !b.isComplete).length);
+        return worker.stats.completed === 3;
+      },
+      { timeout: 20_000 },
+    );
+    expect(most).toBe(2);
+    const batches = (await view('spread'))?.batches ?? [];
+    const ranges = batches.map((b) => [b.startSegment, b.endSegment, b.isComplete]);
+    expect(ranges.sort(([a], [b]) => Number(a) - Number(b))).toEqual([
+      [0, 9, true],
+      [100, 109, true],
+      [200, 209, true],
+    ]);
   });
 
   it('a player leaves after its segments, and stops when its session ends', async () => {
