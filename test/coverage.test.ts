@@ -250,12 +250,13 @@ function rules(
     threshold: options.threshold ?? 5,
     batchSize: options.batchSize ?? 20,
     lastSegment: options.lastSegment ?? null,
-    merged(quality, withPending) {
+    merged(quality, withPending, without) {
       const r = renditions[quality] ?? {};
+      const pending = withPending ? pendingOf(quality).filter((p) => p.batchNumber !== without) : [];
       const pieces = [
         ...(r.made ?? []).map(([start, end]) => piece(start, end)),
         ...(r.inFlight ?? []).map(([start, end]) => piece(start, end, true)),
-        ...(withPending ? pendingOf(quality).map((p) => piece(p.start, p.end, true)) : []),
+        ...pending.map((p) => piece(p.start, p.end, true)),
       ];
       return mergeCoverage(pieces);
     },
