@@ -371,9 +371,7 @@ describe('setCurrentBatch', () => {
     expect((await session(id)).currentBatch).toEqual(zero);
 
     ok(await complete(id, 0));
-    const one = ok(
-      await claim(id, 1, 10, 19, { videoStartOffset: 60 }),
-    ).setCurrentBatch;
+    const one = ok(await claim(id, 1, 10, 19, { videoStartOffset: 60 })).setCurrentBatch;
     expect(one).toMatchObject({
       batchNumber: 1,
       startSegment: 10,
