@@ -15,6 +15,7 @@ import { ManualClock } from '../src/state/clock.js';
 import { BatchCoordinator } from '../src/state/coordinator.js';
 import { LocalEventBus } from '../src/state/events.js';
 import { MemoryStore } from '../src/state/memory-store.js';
+import { QUALITIES } from '../src/state/model.js';
 import type { DueWork } from '../src/state/store.js';
 import {
   type Collected,
@@ -530,7 +531,7 @@ describe('timers that scale', () => {
     clock = new ManualClock();
   });
   const timeouts = { batchTimeout: 30_000, clientTimeout: 30_000, idleTimeout: 30_000 };
-  const defaults = { segmentDuration: 6, batchSize: 20, threshold: 5 };
+  const defaults = { segmentDuration: 6, batchSize: 20, threshold: 5, qualities: QUALITIES };
 
   function standalone() {
     const events = new LocalEventBus();
