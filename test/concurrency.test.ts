@@ -627,7 +627,8 @@ describe('concurrency', () => {
       }
     });
 
-    // Encoders: read, then claim the next batch or complete the current one.
+    // Encoders: read, then claim the need announced last or complete the current batch
+    // (v2: a claim takes an announced need's number and a range containing its start).
     const claimed: number[] = [];
     const endedAt = new Map<number, string>();
     const encoding = Array.from({ length: ENCODER_LOOPS }, async (_, e) => {
@@ -637,9 +638,10 @@ describe('concurrency', () => {
         const batch = read.data?.streamSession?.currentBatch;
         if (read.errors) unexpected.push(`read: ${JSON.stringify(read.errors)}`);
         if (batch == null || batch.isComplete) {
-          const n = batch == null ? 0 : batch.batchNumber + 1;
-          const start = batch == null ? 0 : batch.endSegment + 1;
-          const r = await t.call(Q.claim, { input: claimInput(id, n, start, BATCH) });
+          const need = needs.events.at(-1)?.data?.batchNeeded;
+          if (need == null) continue;
+          const { batchNumber: n, startSegment: start, endSegment: end } = need;
+          const r = await t.call(Q.claim, { input: claimInput(id, n, start, end - start + 1) });
           if (!r.errors) claimed.push(r.data!.setCurrentBatch.batchNumber);
           else if (codeOf(r) !== 'CONFLICT') unexpected.push(`claim: ${JSON.stringify(r)}`);
         } else {
@@ -684,14 +686,16 @@ describe('concurrency', () => {
     expect(unexpected).toEqual([]);
     expect(problems).toEqual([]);
 
-    // Every batch number was claimed once, in order, none twice.
+    // Every batch number was claimed once, none twice (v2: not all in order: a need
+    // withdrawn before its claim leaves its number unused).
     const numbers = [...claimed].sort((x, y) => x - y);
     expect(numbers.length).toBeGreaterThan(0);
-    expect(numbers).toEqual(numbers.map((_, i) => i));
+    expect(new Set(numbers).size).toBe(numbers.length);
 
     const final = await getSession(id);
     expect(inconsistencies(final)).toEqual([]);
-    expect(final.currentBatch.batchNumber).toBe(numbers.at(-1));
+    // v2: the batch claimed most recently, among those claimed.
+    expect(numbers).toContain(final.currentBatch.batchNumber);
     if (final.currentBatch.isComplete) {
       expect(final.currentBatch.generationEnded).toBe(endedAt.get(final.currentBatch.batchNumber));
     }
