@@ -616,11 +616,19 @@ export class StreamSession {
         }
       }
       const qualities = sortQualities(group.map((slot) => slot.quality));
-      const n = this.nextNumber();
-      this.announce(reason, n, start, needEnd(this.rules, start, qualities), qualities);
-      for (const slot of group)
-        this.attach(slot, { served: true, lo: EMPTY_LO, hi: EMPTY_HI, needs: [n] });
-      unserved = still.filter((slot) => !group.includes(slot));
+      this.announce(
+        reason,
+        this.nextNumber(),
+        start,
+        needEnd(this.rules, start, qualities),
+        qualities,
+      );
+      // The group is decided again on the next pass, like the others: the need
+      // covers its start, but one cut short before a short made range may leave
+      // a client near that range's end, whose next need is announced now too
+      // (not on its next report, which would withdraw this one and announce it
+      // again). Each pass covers a segment that was not, so this ends.
+      unserved = still;
     }
   }
 
