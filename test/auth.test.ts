@@ -317,7 +317,7 @@ const OPERATIONS: readonly Operation[] = [
         batchNumber: 0,
         startSegment: 0,
         endSegment: 9,
-        videoSourcePath: '/media/batch.mp4',
+        videoSourcePath: `/media/${row.streamSessionId}.mp4`,
         videoStartOffset: 0,
       },
     }),
@@ -345,7 +345,7 @@ const OPERATIONS: readonly Operation[] = [
           batchNumber: 0,
           startSegment: 0,
           endSegment: 9,
-          videoSourcePath: '/media/batch.mp4',
+          videoSourcePath: `/media/${row.streamSessionId}.mp4`,
           videoStartOffset: 0,
         },
       });

@@ -73,7 +73,8 @@ export function batchNeededRules(t: Transport) {
       videoSourcePath: '/videos/first.mkv',
       videoStartOffset: 160,
       furthestSegment: null,
-      qualities: [],
+      // v2: the session's qualities (the server's default: all three), never none.
+      qualities: ['Q1080P', 'Q720P', 'Q480P'],
     });
     sub.stop();
   });
@@ -148,14 +149,14 @@ export function batchNeededRules(t: Transport) {
     await s.move(id, 'p1', 9);
     await s.move(id, 'p3', 4, 'Q480P');
     await s.remove(id, 'p3');
-    // A seek well past the announced batch 1 (10-19) moves where it must start:
-    // a new need (the marker).
+    // A seek well past the announced batch 1 (10-19): a new need (the marker).
+    // v2: p2 (720p at 8) still needs batch 1, so p1's need is another one, batch 2.
     await s.move(id, 'p1', 30);
     const events = await sub.waitFor(3);
     expect(events.map(brief)).toEqual([
       'FIRST_BATCH 0@0',
       'APPROACHING_END 1@10',
-      'SEEK_AHEAD 1@30',
+      'SEEK_AHEAD 2@30',
     ]);
     sub.stop();
   });
@@ -179,18 +180,21 @@ export function batchNeededRules(t: Transport) {
       qualities: ['Q1080P'],
     });
     await s.move(id, 'p1', 40, 'Q1080P'); // a new start: fires again
-    await s.move(id, 'p2', 30, 'Q1080P'); // not the furthest: nothing changes
+    // v2: not the furthest, but served too: a gap before batch 1 (40-49), cut before it.
+    await s.move(id, 'p2', 30, 'Q1080P');
     await s.claim(id, 1, 40, 49);
     await s.complete(id, 1); // 49 - 40 = 9 > 3: nothing
     await s.move(id, 'p1', 47, 'Q1080P'); // the marker
-    const events = await sub.waitFor(4);
+    const events = await sub.waitFor(5);
     expect(events.map(brief)).toEqual([
       'FIRST_BATCH 0@0',
       'SEEK_AHEAD 1@25',
       'SEEK_AHEAD 1@40',
-      'APPROACHING_END 2@50',
+      'SEEK_BACK 2@30',
+      'APPROACHING_END 3@50',
     ]);
     expect(needOf(events[2]!)).toMatchObject({ endSegment: 49, videoStartOffset: 240 });
+    expect(needOf(events[3]!)).toMatchObject({ endSegment: 39, videoStartOffset: 180 });
     sub.stop();
   });
 
@@ -256,10 +260,11 @@ export function batchNeededRules(t: Transport) {
     const sub = await t.subscribe(id);
     await s.create(id, { batchSize: 10, threshold: 3 });
     await sub.waitFor(1);
+    // v2: a need lists the renditions of the clients it serves: all four near the end.
     await s.move(id, 'p1', 7, 'Q480P');
-    await s.move(id, 'p2', 3, 'Q1080P');
-    await s.move(id, 'p3', 4, 'Q480P');
-    await s.move(id, 'p4', 5, 'Q720P');
+    await s.move(id, 'p2', 8, 'Q1080P');
+    await s.move(id, 'p3', 6, 'Q480P');
+    await s.move(id, 'p4', 9, 'Q720P');
     await s.claim(id, 0, 0, 9);
     await s.complete(id, 0);
     const [, first] = await sub.waitFor(2);
@@ -327,7 +332,8 @@ export function batchNeededRules(t: Transport) {
       .find((n) => n.streamSession.id === pendingFirst)!;
     expect(first.furthestSegment).toBe(5);
     expect(first.streamSession.furthestSegment).toBe(5);
-    expect([...first.qualities].sort()).toEqual(['Q1080P', 'Q720P']);
+    // v2: FIRST_BATCH is made in the session's qualities, and a need does not change.
+    expect([...first.qualities].sort()).toEqual(['Q1080P', 'Q480P', 'Q720P']);
     const approach = mine()
       .map(needOf)
       .find((n) => n.streamSession.id === pendingApproach)!;

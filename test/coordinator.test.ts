@@ -19,6 +19,7 @@ import {
   type BatchNeededEvent,
   BatchNeededReason,
   type ClientPosition,
+  QUALITIES,
   Quality,
   type SessionDefaults,
   type StreamSessionEndedEvent,
@@ -27,7 +28,12 @@ import {
 import type { Change, Timeouts } from '../src/state/store.js';
 
 const T0 = Date.UTC(2026, 0, 1);
-const defaults: SessionDefaults = { segmentDuration: 6, batchSize: 20, threshold: 5 };
+const defaults: SessionDefaults = {
+  segmentDuration: 6,
+  batchSize: 20,
+  threshold: 5,
+  qualities: QUALITIES,
+};
 const timeouts: Timeouts = { batchTimeout: 60_000, clientTimeout: 30_000, idleTimeout: 300_000 };
 
 interface Setup<S extends MemoryStore = MemoryStore> {
@@ -138,7 +144,13 @@ describe('BatchCoordinator.createStreamSession', () => {
       batchSize: 20,
       threshold: 5,
       startSegment: 0,
+      durationSeconds: null,
+      lastSegment: null,
+      qualities: QUALITIES,
       currentBatch: null,
+      batches: [],
+      stalledBatches: [],
+      coverage: [],
       clientPositions: [],
       furthestSegment: null,
       slowestSegment: null,
@@ -349,7 +361,8 @@ describe('BatchCoordinator: changes and their events', () => {
       videoSourcePath: '/a.mp4',
       videoStartOffset: 120,
       furthestSegment: 15,
-      qualities: [Quality.Q1080P, Quality.Q480P],
+      // v2: only the renditions of the clients it serves; q (9) is 10 from the end.
+      qualities: [Quality.Q1080P],
       sequence: 2,
     });
     // Completing it again is idempotent and announces nothing more.
@@ -1180,23 +1193,27 @@ describe('BatchCoordinator.sweep', () => {
   });
 
   it('an expiry is a change like removeClient: it publishes what it announces', async () => {
-    const { coordinator, clock, published } = setup();
+    const { coordinator, clock, published, store } = setup();
     await withCompleteBatch0(coordinator, 'a');
     await coordinator.updateClientPosition(position('a', 'slow', 16));
     await coordinator.updateClientPosition(position('a', 'fast', 50));
     expect(published.slice(1).map(brief)).toEqual([
       { id: 'a', reason: 'APPROACHING_END', batchNumber: 1, startSegment: 20, sequence: 2 },
-      { id: 'a', reason: 'SEEK_AHEAD', batchNumber: 1, startSegment: 50, sequence: 3 },
+      { id: 'a', reason: 'SEEK_AHEAD', batchNumber: 2, startSegment: 50, sequence: 3 },
     ]);
     clock.advance(timeouts.clientTimeout / 2);
     await coordinator.updateClientPosition(position('a', 'slow', 17));
     clock.advance(timeouts.clientTimeout / 2);
-    // 'fast' falls silent: the need falls back to batch 1 from 20.
+    // v2: 'fast' falls silent: its need (2) is withdrawn; 'slow' keeps batch 1 from 20,
+    // which stays pending and is not announced again.
     expect(await coordinator.sweep()).toEqual({ ...nothing, clientsExpired: 1 });
-    expect(published.slice(3).map(brief)).toEqual([
-      { id: 'a', reason: 'APPROACHING_END', batchNumber: 1, startSegment: 20, sequence: 4 },
+    expect(published.slice(3).map(brief)).toEqual([]);
+    expect((await store.pendingNeeds('a')).map(brief)).toEqual([
+      { id: 'a', reason: 'APPROACHING_END', batchNumber: 1, startSegment: 20, sequence: 2 },
     ]);
-    expect(published[3]?.streamSession.clientPositions.map((p) => p.sessionId)).toEqual(['slow']);
+    expect(
+      (await coordinator.getStreamSession('a'))?.clientPositions.map((p) => p.sessionId),
+    ).toEqual(['slow']);
   });
 
   it('a batch not completed within the batch timeout is announced STALLED, and again each timeout', async () => {

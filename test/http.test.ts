@@ -371,14 +371,12 @@ describe('setCurrentBatch', () => {
     expect((await session(id)).currentBatch).toEqual(zero);
 
     ok(await complete(id, 0));
-    const one = ok(
-      await claim(id, 1, 10, 19, { videoStartOffset: 60, videoSourcePath: '/videos/b.mp4' }),
-    ).setCurrentBatch;
+    const one = ok(await claim(id, 1, 10, 19, { videoStartOffset: 60 })).setCurrentBatch;
     expect(one).toMatchObject({
       batchNumber: 1,
       startSegment: 10,
       endSegment: 19,
-      videoSourcePath: '/videos/b.mp4',
+      videoSourcePath: '/videos/movie.mp4',
       videoStartOffset: 60,
       isComplete: false,
       generationEnded: null,
@@ -404,7 +402,9 @@ describe('setCurrentBatch', () => {
     ok(await claim(id, 0, 0, 19));
     const before = await session(id);
     expect(codeOf(await claim(id, 0, 0, 19))).toBe('CONFLICT');
-    expect(codeOf(await claim(id, 1, 20, 39))).toBe('CONFLICT');
+    // v2: the next number may be claimed ahead of need while batch 0 is generating,
+    // but not for a range that overlaps it in a shared rendition.
+    expect(codeOf(await claim(id, 1, 10, 29))).toBe('CONFLICT');
     expect(await session(id)).toEqual(before);
   });
 
@@ -473,9 +473,17 @@ describe('completeBatch', () => {
     expect(before.currentBatch.isComplete).toBe(false);
 
     ok(await complete(id, 0));
+    const zero = (await session(id)).currentBatch;
     ok(await claim(id, 1, 20, 39));
-    // The previous batch is no longer current.
-    expect(codeOf(await complete(id, 0))).toBe('CONFLICT');
+    // v2: the previous batch is no longer current but still a batch of the session:
+    // completing it again returns it unchanged; a number that is no batch is CONFLICT.
+    expect(ok(await complete(id, 0)).completeBatch).toEqual({
+      batchNumber: 0,
+      isComplete: true,
+      generationStarted: zero.generationStarted,
+      generationEnded: zero.generationEnded,
+    });
+    expect(codeOf(await complete(id, 2))).toBe('CONFLICT');
     expect((await session(id)).currentBatch).toMatchObject({ batchNumber: 1, isComplete: false });
   });
 
@@ -587,7 +595,7 @@ describe('a failed mutation changes nothing', () => {
     await eventually(() => Date.now() > Date.parse(before.updatedAt));
 
     const failures = [
-      await claim(id, 1, 10, 19), // CONFLICT: generating
+      await claim(id, 1, 5, 14), // CONFLICT: overlaps batch 0, generating
       await claim(id, 0, 0, 9), // CONFLICT: racing claim
       await complete(id, 3), // CONFLICT: not current
       await create({ id, batchSize: 50 }), // CONFLICT: taken

@@ -15,6 +15,7 @@ import { ManualClock } from '../src/state/clock.js';
 import { BatchCoordinator } from '../src/state/coordinator.js';
 import { LocalEventBus } from '../src/state/events.js';
 import { MemoryStore } from '../src/state/memory-store.js';
+import { QUALITIES } from '../src/state/model.js';
 import type { DueWork } from '../src/state/store.js';
 import {
   type Collected,
@@ -160,7 +161,9 @@ describe('stalled batches', () => {
       videoSourcePath: '/v/s.mp4',
       videoStartOffset: 0,
       furthestSegment: 3,
-      qualities: ['Q720P'],
+      // v2: the stalled batch again, in its renditions: the FIRST_BATCH it was claimed
+      // for was announced in the session's qualities (the default, all three).
+      qualities: ['Q1080P', 'Q720P', 'Q480P'],
     });
     const stalled = await view('s');
     expect(stalled.currentBatch).toMatchObject({ batchNumber: 0, isComplete: false });
@@ -191,7 +194,8 @@ describe('stalled batches', () => {
     await create('s');
     expect((await claim('s', 0, 0, 19)).errors).toBeUndefined();
     expect(errorCode(await claim('s', 0, 0, 19))).toBe('CONFLICT');
-    expect(errorCode(await claim('s', 1, 20, 39))).toBe('CONFLICT');
+    // v2: the next number may be claimed ahead of need, but not over the running batch.
+    expect(errorCode(await claim('s', 1, 10, 29))).toBe('CONFLICT');
 
     expect(await advanceAndSweep(BATCH_TIMEOUT / 2)).toEqual(nothing);
     expect(errorCode(await claim('s', 0, 0, 19))).toBe('CONFLICT');
@@ -309,7 +313,8 @@ describe('client expiry', () => {
     const [x1, y1] = [await view('x'), await view('y')];
     expect(y1.furthestSegment).toBe(16);
     expect(strip(y1)).toEqual(strip(x1));
-    // A new need appears: the next batch now follows batch 0 instead of jumping to 30.
+    // v2: near (480p, within threshold of batch 0's end) was served at once by its
+    // own need, batch 2 after far's SEEK_AHEAD 1 (1080p); far leaving withdraws 1.
     await heard.waitFor(6);
     const perSession = (id: string) =>
       heard
@@ -320,9 +325,15 @@ describe('client expiry', () => {
     expect(perSession('y').map((n) => [n.reason, n.batchNumber, n.startSegment])).toEqual([
       ['FIRST_BATCH', 0, 0],
       ['SEEK_AHEAD', 1, 30],
-      ['APPROACHING_END', 1, 20],
+      ['APPROACHING_END', 2, 20],
     ]);
-    expect(perSession('y')[2]).toMatchObject({ furthestSegment: 16, qualities: ['Q480P'] });
+    expect(perSession('y')[2]).toMatchObject({ furthestSegment: 30, qualities: ['Q480P'] });
+    for (const id of ['x', 'y']) {
+      const pending = await server.app.store.pendingNeeds(id);
+      expect(pending.map((n) => [n.reason, n.batchNumber, n.furthestSegment])).toEqual([
+        ['APPROACHING_END', 2, 16],
+      ]);
+    }
 
     // The last client leaves: the need disappears.
     expect(await removeClient('x', 'near')).toBe(true);
@@ -520,7 +531,7 @@ describe('timers that scale', () => {
     clock = new ManualClock();
   });
   const timeouts = { batchTimeout: 30_000, clientTimeout: 30_000, idleTimeout: 30_000 };
-  const defaults = { segmentDuration: 6, batchSize: 20, threshold: 5 };
+  const defaults = { segmentDuration: 6, batchSize: 20, threshold: 5, qualities: QUALITIES };
 
   function standalone() {
     const events = new LocalEventBus();

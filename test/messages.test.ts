@@ -7,18 +7,48 @@ import { MESSAGES, type MessageName, message } from '../src/state/messages.js';
 
 describe('message', () => {
   it('fills in every value of every message', () => {
-    const values = { id: 'abc', batchNumber: 3, expected: 2, current: 1 };
+    const values = {
+      id: 'abc',
+      batchNumber: 3,
+      expected: 2,
+      segmentNumber: 50,
+      lastSegment: 49,
+      startSegment: 10,
+      endSegment: 29,
+      videoStartOffset: 999,
+      segmentDuration: 6,
+      pending: '1, 2',
+      qualities: '480p',
+      other: 1,
+    };
     const filled = Object.fromEntries(
       (Object.keys(MESSAGES) as MessageName[]).map((name) => [name, message(name, values)]),
     );
     expect(filled).toEqual({
       streamSessionNotFound: "Stream session 'abc' not found.",
       streamSessionExists: "Stream session 'abc' already exists.",
+      pastLastSegment: "Segment 50 is past the last segment (49) of stream session 'abc'.",
+      claimBackwards: 'startSegment (10) must not be greater than endSegment (29).',
+      claimPastEnd: "endSegment 29 is past the last segment (49) of stream session 'abc'.",
+      claimOffset: 'videoStartOffset must be startSegment * segmentDuration = 10 * 6 = 2, not 999.',
+      claimSource: "videoSourcePath is not that of stream session 'abc'.",
+      claimNoQualities: 'qualities must name at least one rendition when given.',
       batchStillGenerating:
-        "Batch 1 of stream session 'abc' is still being generated; batch 3 cannot be claimed.",
+        "Batch 3 of stream session 'abc' was already claimed and is still being generated.",
+      batchComplete: "Batch 3 of stream session 'abc' was already claimed and is complete.",
       unexpectedBatch: "Stream session 'abc' expects batch 2 next, not batch 3.",
-      noBatchToComplete: "Stream session 'abc' has no batch; batch 3 cannot be completed.",
-      notCurrentBatch: "Batch 3 is not the current batch of stream session 'abc' (batch 1 is).",
+      needsPending:
+        "Stream session 'abc' has needs pending (batches 1, 2): claim one of them, not batch 3.",
+      claimMissesNeed:
+        "Batch 3 of stream session 'abc' was announced from segment 10: the claimed range must contain it.",
+      claimMissesQualities:
+        "Batch 3 of stream session 'abc' must make the renditions it was announced for (480p).",
+      stalledRange: "Batch 3 of stream session 'abc' stalled: claim its range 10-29 again.",
+      claimOverlapsBatch:
+        "Batch 3 of stream session 'abc' overlaps batch 1 (segments 10-29), still being generated in a shared rendition.",
+      claimOverlapsNeed:
+        "Batch 3 of stream session 'abc' overlaps batch 1 (segments 10-29), announced for a shared rendition.",
+      notABatch: "Stream session 'abc' has no batch 3.",
     });
   });
 

@@ -69,14 +69,21 @@ async function ok(url: string, query: string, variables?: Record<string, unknown
   return response.data;
 }
 
-const claimInput = (streamSessionId: string, batchNumber: number, start: number, end: number) => ({
+const claimInput = (
+  streamSessionId: string,
+  batchNumber: number,
+  start: number,
+  end: number,
+  // v2: the offset must be startSegment * the session's segmentDuration.
+  segmentDuration = 6,
+) => ({
   input: {
     streamSessionId,
     batchNumber,
     startSegment: start,
     endSegment: end,
     videoSourcePath: `/v/${streamSessionId}.mp4`,
-    videoStartOffset: start * 6,
+    videoStartOffset: start * segmentDuration,
   },
 });
 
@@ -210,7 +217,7 @@ describe('stop() in process', () => {
     await ok(server.url, Q.update, {
       input: { streamSessionId: 'b', sessionId: 'y', segmentNumber: 101, quality: 'Q480P' },
     });
-    await ok(server.url, Q.claim, claimInput('b', 0, 100, 109));
+    await ok(server.url, Q.claim, claimInput('b', 0, 100, 109, 4));
     clock.advance(10_000);
     await ok(server.url, Q.update, {
       input: { streamSessionId: 'a', sessionId: 'z', segmentNumber: 8, quality: 'Q720P' },
@@ -222,7 +229,7 @@ describe('stop() in process', () => {
     await server.stop();
     expect(await readdir(dir)).toEqual(['state.json']);
     const file = JSON.parse(await readFile(snapshotPath, 'utf8'));
-    expect(file).toMatchObject({ version: 1, savedAt: clock.now() });
+    expect(file).toMatchObject({ version: 2, savedAt: clock.now() });
     expect(file.sessions).toHaveLength(3);
 
     const restored = await startTestServer(config, clock);
@@ -270,7 +277,9 @@ describe('stop() in process', () => {
       'a',
       'b',
     ]);
-    expect((await post(server.url, Q.claim, claimInput('b', 0, 100, 109))).errors).toBeUndefined();
+    expect(
+      (await post(server.url, Q.claim, claimInput('b', 0, 100, 109, 4))).errors,
+    ).toBeUndefined();
   });
 
   it('restored idle sessions end at their own deadlines, whatever their order in the snapshot', async () => {
@@ -307,7 +316,7 @@ describe('stop() in process', () => {
 
   it.each([
     ['an empty id', '{"version":1,"savedAt":0,"sessions":[{"settings":{"id":""}}]}'],
-    ['another version', '{"version":2,"savedAt":0,"sessions":[]}'],
+    ['another version', '{"version":3,"savedAt":0,"sessions":[]}'],
     ['a negative segment', JSON.stringify(snapshotWithClientAt(-1))],
     ['not an object', '[1,2,3]'],
     ['an empty file', ''],
@@ -515,7 +524,7 @@ describe('the process', () => {
     await ok(url, Q.claim, claimInput('s1', 0, 0, 19));
     await ok(url, Q.complete, { streamSessionId: 's1', batchNumber: 0 });
     await ok(url, Q.claim, claimInput('s1', 1, 20, 39));
-    await ok(url, Q.claim, claimInput('s2', 0, 100, 109));
+    await ok(url, Q.claim, claimInput('s2', 0, 100, 109, 4));
     await ok(url, Q.update, {
       input: { streamSessionId: 's1', sessionId: 'a', segmentNumber: 16, quality: 'Q720P' },
     });

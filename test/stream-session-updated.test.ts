@@ -9,7 +9,7 @@ import { ManualClock } from '../src/state/clock.js';
 import { BatchCoordinator } from '../src/state/coordinator.js';
 import { type CoordinatorEvent, LocalEventBus } from '../src/state/events.js';
 import { MemoryStore } from '../src/state/memory-store.js';
-import { Quality, type StreamSessionView } from '../src/state/model.js';
+import { QUALITIES, Quality, type StreamSessionView } from '../src/state/model.js';
 import type { Timeouts } from '../src/state/store.js';
 import { eventually, sleep } from './fixtures.js';
 
@@ -26,7 +26,7 @@ function setup(options: { maxQueuedEvents?: number } = {}) {
     store,
     events,
     clock,
-    defaults: { segmentDuration: 6, batchSize: 20, threshold: 5 },
+    defaults: { segmentDuration: 6, batchSize: 20, threshold: 5, qualities: QUALITIES },
     sessionUpdateInterval: INTERVAL,
     maxQueuedEvents: options.maxQueuedEvents ?? 1_000,
   });

@@ -508,7 +508,10 @@ describe('NOT_FOUND and CONFLICT', () => {
   it('a claim of the wrong batch is CONFLICT, naming the numbers', async () => {
     const id = uid('wrongclaim');
     ok(await server.gql(Q.create, { input: { id, videoSourcePath: '/a.mp4' } }));
-    const response = await server.gql(Q.claim, claimInput(id, { batchNumber: 3 }));
+    const response = await server.gql(
+      Q.claim,
+      claimInput(id, { batchNumber: 3, videoSourcePath: '/a.mp4' }),
+    );
     expect(codeOf(response)).toBe('CONFLICT');
     expect(messageOf(response)).toContain('3');
     expect(messageOf(response)).toContain(`'${id}'`);

@@ -12,7 +12,7 @@ import { ManualClock } from '../src/state/clock.js';
 import { BatchCoordinator, SlowSubscriberError } from '../src/state/coordinator.js';
 import { LocalEventBus } from '../src/state/events.js';
 import { MemoryStore } from '../src/state/memory-store.js';
-import type { BatchNeededEvent } from '../src/state/model.js';
+import { type BatchNeededEvent, QUALITIES } from '../src/state/model.js';
 import { eventually, sleep, startTestServer, type TestServer } from './fixtures.js';
 
 let server: TestServer | undefined;
@@ -137,7 +137,7 @@ describe('slow subscribers', () => {
         events,
       ),
       events,
-      defaults: { segmentDuration: 6, batchSize: 20, threshold: 5 },
+      defaults: { segmentDuration: 6, batchSize: 20, threshold: 5, qualities: QUALITIES },
       clock,
       maxQueuedEvents,
     });

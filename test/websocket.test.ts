@@ -382,7 +382,8 @@ describe("an encoder's loop over WebSocket", () => {
       videoStartOffset: 40,
       furthestSegment: 6,
     });
-    expect([...nextNeed.qualities].sort()).toEqual(['Q1080P', 'Q720P']);
+    // v2: only the renditions of the clients it serves: viewer-2 (1080p at 1) is served.
+    expect([...nextNeed.qualities].sort()).toEqual(['Q720P']);
 
     const claimed1 = (await claimFrom(nextNeed)).setCurrentBatch;
     expect(claimed1).toMatchObject({ batchNumber: 1, startSegment: 10, endSegment: 19 });
@@ -408,6 +409,7 @@ describe("an encoder's loop over WebSocket", () => {
       shouldGenerateNextBatch: false,
     });
     // Nothing else was announced in between: the next need is the marker.
+    // v2: batch 1 was made in 720p only, so viewer-2 at 16 in 1080p needs its rendition there.
     await server.gql(Q.update, {
       input: { streamSessionId: id, sessionId: 'viewer-2', segmentNumber: 16, quality: 'Q1080P' },
     });
@@ -415,7 +417,7 @@ describe("an encoder's loop over WebSocket", () => {
     expect(events.map(brief)).toEqual([
       'FIRST_BATCH 0@0',
       'APPROACHING_END 1@10',
-      'APPROACHING_END 2@20',
+      'QUALITY_CHANGE 2@16',
     ]);
     needs.stop();
   });
