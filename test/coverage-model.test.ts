@@ -634,7 +634,11 @@ function announcementProblems(
       const near = clients.some(
         (c) => c.segmentNumber <= end && end - c.segmentNumber <= rules.settings.threshold,
       );
-      const madeUpTo = e.qualities.every((q) =>
+      // In at least one of its renditions: clients needing the same start are
+      // one need (the contract), so a 1080p viewer seeking to where a 480p
+      // viewer's range ends shares its APPROACHING_END (the first reason in
+      // the contract's order names the need).
+      const madeUpTo = e.qualities.some((q) =>
         after.view.coverage.some((r) => r.quality === q && contains(spanOf(r), end)),
       );
       if (!near || !madeUpTo)

@@ -252,7 +252,9 @@ function rules(
     lastSegment: options.lastSegment ?? null,
     merged(quality, withPending, without) {
       const r = renditions[quality] ?? {};
-      const pending = withPending ? pendingOf(quality).filter((p) => p.batchNumber !== without) : [];
+      const pending = withPending
+        ? pendingOf(quality).filter((p) => p.batchNumber !== without)
+        : [];
       const pieces = [
         ...(r.made ?? []).map(([start, end]) => piece(start, end)),
         ...(r.inFlight ?? []).map(([start, end]) => piece(start, end, true)),
@@ -266,7 +268,13 @@ function rules(
 
 const served = (lo: number, hi: number, needs: number[] = []) => ({ served: true, lo, hi, needs });
 const relying = (needs: number[]) => ({ served: true, lo: 1, hi: 0, needs });
-const unserved = (reason: BatchNeededReason, start: number) => ({ served: false, reason, start });
+/** Unserved; `needs`: the pending needs of its range from its segment on, which it will play through. */
+const unserved = (reason: BatchNeededReason, start: number, needs: number[] = []) => ({
+  served: false,
+  reason,
+  start,
+  needs,
+});
 
 describe('evaluate', () => {
   describe('in a made range', () => {
@@ -360,6 +368,21 @@ describe('evaluate', () => {
       });
       expect(evaluate(input, 16, Q1080P)).toEqual(relying([1]));
       expect(evaluate(input, 16, Q720P)).toEqual(unserved(APPROACHING_END, 20));
+    });
+  });
+
+  describe('unserved in a range with pending needs', () => {
+    it('keeps the pending needs from its segment on: it will play through them', () => {
+      // In flight 0-0, pending #2 at 1, made 2-2; threshold 1: a client at 1
+      // needs 3 next, and still relies on #2 (found by the model test: #2
+      // was withdrawn and announced again in the same change).
+      const input = rules(
+        { [Q1080P]: { inFlight: [[0, 0]], pending: [[1, 1, 2]], made: [[2, 2]] } },
+        { threshold: 1, batchSize: 1 },
+      );
+      expect(evaluate(input, 1, Q1080P)).toEqual(unserved(APPROACHING_END, 3, [2]));
+      // Behind a need it has passed, it keeps none.
+      expect(evaluate(input, 2, Q1080P)).toEqual(unserved(APPROACHING_END, 3, []));
     });
   });
 

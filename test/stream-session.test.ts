@@ -2220,3 +2220,22 @@ describe('CONTRADICTION 2: a need cut short before a made range is announced onc
     ]);
   });
 });
+
+describe('StreamSession: a client unserved in a range keeps the needs it will play through', () => {
+  it('completing the batch after its need does not withdraw and re-announce that need', () => {
+    // Found by test/coverage-model.test.ts: batchSize 1, threshold 1. The
+    // client at 1 relies on SEEK_BACK #2 (1-1); when batch 1 (2-2) completes,
+    // its range 0-2 ends too close, so it needs 3 next, and #2 must stay.
+    const s = newSession({ batchSize: 1, threshold: 1 });
+    s.takeAnnounced();
+    s.setCurrentBatch(claim(0, 0, 0), T0 + 1);
+    s.updateClientPosition('c1', 2, Q1080P, T0 + 2);
+    expect(announced(s)).toEqual(['SEEK_AHEAD #1 2-2 1080p']);
+    s.setCurrentBatch(claim(1, 2, 2), T0 + 3);
+    s.updateClientPosition('c1', 1, Q1080P, T0 + 4);
+    expect(announced(s)).toEqual(['SEEK_BACK #2 1-1 1080p']);
+    s.completeBatch(1, T0 + 5);
+    expect(announced(s)).toEqual(['APPROACHING_END #3 3-3 1080p']);
+    expect(pending(s)).toEqual(['SEEK_BACK #2 1-1 1080p', 'APPROACHING_END #3 3-3 1080p']);
+  });
+});

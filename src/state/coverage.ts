@@ -162,7 +162,16 @@ export type Verdict =
        */
       readonly needs: readonly number[];
     }
-  | { readonly served: false; readonly reason: BatchNeededReason; readonly start: number };
+  | {
+      readonly served: false;
+      readonly reason: BatchNeededReason;
+      readonly start: number;
+      /**
+       * The pending needs of its range from its segment on: it will play
+       * through them (its range ends within `threshold`), so they stay.
+       */
+      readonly needs: readonly number[];
+    };
 
 /** Whether a client at `segment` in `range` is served by it. */
 function servedIn(input: CoverageInput, range: MergedRange, segment: number): boolean {
@@ -197,11 +206,25 @@ export function evaluate(input: CoverageInput, segment: number, quality: Quality
     return { served: true, lo: 1, hi: 0, needs };
   }
   if (range !== null) {
-    return { served: false, reason: BatchNeededReason.APPROACHING_END, start: range.end + 1 };
+    const needs: number[] = [];
+    for (const need of input.pendingNeeds(quality)) {
+      if (need.end >= segment && need.start <= range.end) needs.push(need.batchNumber);
+    }
+    return {
+      served: false,
+      reason: BatchNeededReason.APPROACHING_END,
+      start: range.end + 1,
+      needs,
+    };
   }
   for (const other of QUALITIES) {
     if (other !== quality && findRange(input.merged(other, true), segment) !== null) {
-      return { served: false, reason: BatchNeededReason.QUALITY_CHANGE, start: segment };
+      return {
+        served: false,
+        reason: BatchNeededReason.QUALITY_CHANGE,
+        start: segment,
+        needs: NO_NEEDS,
+      };
     }
   }
   const after = nextStartAfter(full, segment);
@@ -209,6 +232,7 @@ export function evaluate(input: CoverageInput, segment: number, quality: Quality
     served: false,
     reason: after === null ? BatchNeededReason.SEEK_AHEAD : BatchNeededReason.SEEK_BACK,
     start: segment,
+    needs: NO_NEEDS,
   };
 }
 

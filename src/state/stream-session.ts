@@ -618,20 +618,22 @@ export class StreamSession {
     let unserved: ClientSlot[] = [];
     for (const slot of sorted) {
       const verdict = evaluate(this.rules, slot.segmentNumber, slot.quality);
-      if (verdict.served) this.attach(slot, verdict);
-      else unserved.push(slot);
+      this.attach(slot, verdict);
+      if (!verdict.served) unserved.push(slot);
     }
+    // Before any new need is numbered: a need given up by a client that moved
+    // on leaves its number to the next (as v1 numbered a seek's batch).
     this.withdrawOrphans(released);
+    released.clear();
     while (unserved.length > 0) {
       const verdicts = new Map<ClientSlot, Verdict>();
       const still: ClientSlot[] = [];
       let start = Number.POSITIVE_INFINITY;
       for (const slot of unserved) {
+        for (const n of this.detach(slot)) released.add(n);
         const verdict = evaluate(this.rules, slot.segmentNumber, slot.quality);
-        if (verdict.served) {
-          this.attach(slot, verdict);
-          continue;
-        }
+        this.attach(slot, verdict);
+        if (verdict.served) continue;
         verdicts.set(slot, verdict);
         still.push(slot);
         if (verdict.start < start) start = verdict.start;
@@ -656,13 +658,16 @@ export class StreamSession {
       // that ends too close may leave them unserved still (they need the next).
       unserved = still;
     }
+    this.withdrawOrphans(released);
     this.mergedCache = null;
   }
 
-  /** Records a served client's verdict: its safe range, or the pending needs it relies on. */
-  private attach(slot: ClientSlot, verdict: Verdict & { served: true }): void {
-    slot.lo = verdict.lo;
-    slot.hi = verdict.hi;
+  /** Records a client's verdict: its safe range (served), or the pending needs it relies on. */
+  private attach(slot: ClientSlot, verdict: Verdict): void {
+    if (verdict.served) {
+      slot.lo = verdict.lo;
+      slot.hi = verdict.hi;
+    }
     // Only needs that can be withdrawn are counted (FIRST_BATCH never is), so
     // that clients waiting for the first batch cost no bookkeeping.
     let counted: number[] | null = null;
