@@ -4,6 +4,8 @@
  * with state of its own, asserting the exact outcome (allowed, or the exact
  * extensions.code) and that a denied operation changed nothing.
  */
+import { readFile } from 'node:fs/promises';
+import { buildSchema } from 'graphql';
 import { type Client, createClient } from 'graphql-ws';
 import { decodeJwt, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -358,6 +360,46 @@ const OPERATIONS: readonly Operation[] = [
     },
   },
   {
+    name: 'releaseSegments',
+    kind: 'mutation',
+    allowed: readers,
+    document:
+      'mutation($s: ID!) { releaseSegments(streamSessionId: $s, startSegment: 0, endSegment: 4) }',
+    variables: (row) => ({ s: row.streamSessionId }),
+    async setup(row) {
+      const claimed = await admin(Q.claim, {
+        input: {
+          streamSessionId: row.streamSessionId,
+          batchNumber: 0,
+          startSegment: 0,
+          endSegment: 9,
+          videoSourcePath: `/media/${row.streamSessionId}.mp4`,
+          videoStartOffset: 0,
+        },
+      });
+      expect(claimed.errors).toBeUndefined();
+      const completed = await admin(Q.complete, {
+        streamSessionId: row.streamSessionId,
+        batchNumber: 0,
+      });
+      expect(completed.errors).toBeUndefined();
+    },
+    async checkAllowed(data, row) {
+      expect(data.releaseSegments).toBe(true);
+      const { data: after } = await admin(
+        'query($id: ID!) { streamSession(id: $id) { coverage { quality startSegment endSegment } } }',
+        { id: row.streamSessionId },
+      );
+      expect(after?.streamSession.coverage).toEqual(
+        ['Q1080P', 'Q720P', 'Q480P'].map((quality) => ({
+          quality,
+          startSegment: 5,
+          endSegment: 9,
+        })),
+      );
+    },
+  },
+  {
     name: 'issueClientToken',
     kind: 'mutation',
     allowed: ['admin'],
@@ -517,6 +559,16 @@ beforeAll(async () => {
   expect(other.errors).toBeUndefined();
 });
 afterAll(() => server.stop());
+
+describe('the matrix', () => {
+  it('has a row for every query, mutation and subscription of the schema', async () => {
+    const sdl = await readFile(new URL('../schema.graphql', import.meta.url), 'utf8');
+    const schema = buildSchema(sdl);
+    const roots = [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()];
+    const fields = roots.flatMap((root) => Object.keys(root?.getFields() ?? {}));
+    expect(OPERATIONS.map((o) => o.name).sort()).toEqual(fields.sort());
+  });
+});
 
 describe('every operation × every caller × every transport', () => {
   for (const operation of OPERATIONS) {
