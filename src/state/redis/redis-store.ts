@@ -68,11 +68,13 @@ interface LuaReply<T> {
 
 /**
  * All state in Redis, for several instances behind one load balancer. Each
- * change is one Lua script: one round trip, atomic, with the batch-need
- * decision and its dedupe inside, so a need is announced once across the
- * cluster; the script also publishes the events the change causes, and
- * `events` delivers them to this instance's listeners. Reads of a whole
- * session are one MULTI.
+ * change is one Lua script: one round trip, atomic, with contract v2's rules
+ * inside (scripts/prelude.lua mirrors coverage.ts and StreamSession), so a
+ * need is announced once across the cluster; the script also publishes the
+ * events the change causes, and `events` delivers them to this instance's
+ * listeners. A position update inside the client's safe range reads nothing
+ * of the session (the hot path, update-client-position.lua). Reads of a
+ * whole session are one MULTI; its view is built here, as StreamSession.view.
  */
 export class RedisStore implements StreamSessionStore {
   /** Delivers what the scripts publish (any instance's changes) to this instance. */
