@@ -1,7 +1,8 @@
 /**
  * The error texts come from one table (src/state/messages.ts): the Lua that
  * Redis runs fills them in exactly as the TypeScript does, and each error
- * the Redis store raises reads as the memory store's.
+ * the Redis store raises (NOT_FOUND, CONFLICT, BAD_USER_INPUT) reads as the
+ * memory store's, with the same code.
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -11,6 +12,7 @@ import { DomainError } from '../src/state/errors.js';
 import { LocalEventBus } from '../src/state/events.js';
 import { MemoryStore } from '../src/state/memory-store.js';
 import { MESSAGES, type MessageName, message } from '../src/state/messages.js';
+import type { Quality, SetCurrentBatchInput, StreamSessionSettings } from '../src/state/model.js';
 import { luaString, PRELUDE } from '../src/state/redis/lua.js';
 import { RedisStore } from '../src/state/redis/redis-store.js';
 import type { StreamSessionStore } from '../src/state/store.js';
@@ -48,14 +50,33 @@ describe('error messages in Lua', () => {
   });
 
   it('are filled in as message() fills them in, for each message', async () => {
-    const values = { id: awkward, batchNumber: 12, expected: 11, current: 10 };
+    // A value for every placeholder of every message.
+    const values = {
+      id: awkward,
+      batchNumber: 12,
+      expected: 11,
+      current: 10,
+      segmentNumber: -3,
+      lastSegment: 49,
+      startSegment: 20,
+      endSegment: 39,
+      videoStartOffset: 999,
+      segmentDuration: 6,
+      pending: '1, 2',
+      qualities: '1080p, 480p',
+      other: 7,
+    };
     for (const name of Object.keys(MESSAGES) as MessageName[]) {
       const filled = await lua(
         'return message(ARGV[2], cjson.decode(ARGV[3]))',
         name,
         JSON.stringify(values),
       );
-      expect(filled, name).toBe(message(name, values));
+      expect(filled, name).toBe(message(name, values as never));
+      // Every placeholder was given a value (so every one was filled in here).
+      for (const [, key] of MESSAGES[name].matchAll(/\{([A-Za-z0-9]+)\}/g)) {
+        expect(Object.keys(values), `${name}: {${key}}`).toContain(key);
+      }
     }
   });
 
@@ -65,27 +86,41 @@ describe('error messages in Lua', () => {
   });
 });
 
-describe('each NOT_FOUND and CONFLICT', () => {
-  const claim = (streamSessionId: string, batchNumber: number) => ({
-    streamSessionId,
+describe('each NOT_FOUND, CONFLICT and BAD_USER_INPUT', () => {
+  const claim = (
+    batchNumber: number,
+    startSegment: number,
+    endSegment: number,
+    more: Partial<SetCurrentBatchInput> = {},
+  ): SetCurrentBatchInput => ({
+    streamSessionId: 'm1',
     batchNumber,
-    startSegment: 0,
-    endSegment: 19,
+    startSegment,
+    endSegment,
     videoSourcePath: '/v.mp4',
-    videoStartOffset: 0,
+    videoStartOffset: startSegment * 6,
+    ...more,
   });
-  // The server's default settings; the messages only quote the id.
-  const { segmentDuration, batchSize, threshold } = defaultConfig;
-  const session = {
+  // 300 s in segments of 6 s: the last segment is 49.
+  const session: StreamSessionSettings = {
     id: 'm1',
     videoSourcePath: '/v.mp4',
-    segmentDuration,
-    batchSize,
-    threshold,
+    segmentDuration: 6,
+    batchSize: 20,
+    threshold: 5,
     startSegment: 0,
+    durationSeconds: 300,
+    lastSegment: 49,
+    qualities: ['1080p', '720p'],
   };
+  const at = (sessionId: string, segmentNumber: number, quality: Quality) => ({
+    streamSessionId: 'm1',
+    sessionId,
+    segmentNumber,
+    quality,
+  });
 
-  /** What each failing change raises, on one store, as code and text. */
+  /** What each failing change raises, on one store, as code and text: one of each message. */
   async function errors(s: StreamSessionStore): Promise<Record<MessageName, [string, string]>> {
     const raised = async (change: () => unknown): Promise<[string, string]> => {
       try {
@@ -97,22 +132,64 @@ describe('each NOT_FOUND and CONFLICT', () => {
       throw new Error('no error');
     };
     await s.createStreamSession(session, 1);
-    return {
+    const early = {
       streamSessionNotFound: await raised(() => s.completeBatch('absent', 0, 2)),
       streamSessionExists: await raised(() => s.createStreamSession(session, 2)),
-      noBatchToComplete: await raised(() => s.completeBatch('m1', 4, 2)),
-      unexpectedBatch: await raised(() => s.setCurrentBatch(claim('m1', 3), 2)),
-      batchStillGenerating: await raised(async () => {
-        await s.setCurrentBatch(claim('m1', 0), 3);
-        return s.setCurrentBatch(claim('m1', 1), 4);
-      }),
-      notCurrentBatch: await raised(() => s.completeBatch('m1', 5, 5)),
+      pastLastSegment: await raised(() => s.updateClientPosition(at('p', 50, '720p'), 2)),
+      claimBackwards: await raised(() => s.setCurrentBatch(claim(0, 5, 4), 2)),
+      claimPastEnd: await raised(() => s.setCurrentBatch(claim(0, 0, 50), 2)),
+      claimOffset: await raised(() =>
+        s.setCurrentBatch(claim(0, 0, 19, { videoStartOffset: 1 }), 2),
+      ),
+      claimSource: await raised(() =>
+        s.setCurrentBatch(claim(0, 0, 19, { videoSourcePath: '/x.mp4' }), 2),
+      ),
+      claimNoQualities: await raised(() =>
+        s.setCurrentBatch(claim(0, 0, 19, { qualities: [] }), 2),
+      ),
+      // FIRST_BATCH (0, segments 0-19) is pending.
+      needsPending: await raised(() => s.setCurrentBatch(claim(1, 0, 19), 2)),
+      claimMissesNeed: await raised(() => s.setCurrentBatch(claim(0, 1, 19), 2)),
+      claimMissesQualities: await raised(() =>
+        s.setCurrentBatch(claim(0, 0, 19, { qualities: ['480p'] }), 2),
+      ),
     };
+    await s.setCurrentBatch(claim(0, 0, 19), 3);
+    const inFlight = {
+      batchStillGenerating: await raised(() => s.setCurrentBatch(claim(0, 0, 19), 4)),
+      unexpectedBatch: await raised(() => s.setCurrentBatch(claim(5, 40, 49), 4)),
+      claimOverlapsBatch: await raised(() => s.setCurrentBatch(claim(1, 10, 29), 4)),
+    };
+    const deadline = 3 + defaultConfig.batchTimeout;
+    expect((await s.stallBatch('m1', 0, deadline)).result).toBe(true);
+    const stalledRange = await raised(() => s.setCurrentBatch(claim(0, 0, 18), deadline));
+    await s.completeBatch('m1', 0, deadline + 1);
+    const done = {
+      batchComplete: await raised(() => s.setCurrentBatch(claim(0, 0, 19), deadline + 2)),
+      notABatch: await raised(() => s.completeBatch('m1', 7, deadline + 2)),
+    };
+    // Two needs: 30-49 in 720p, 25-44 in 1080p; a claim of the second in both renditions overlaps the first.
+    await s.updateClientPosition(at('p', 30, '720p'), deadline + 3);
+    await s.updateClientPosition(at('q', 25, '1080p'), deadline + 4);
+    const claimOverlapsNeed = await raised(() =>
+      s.setCurrentBatch(claim(2, 25, 44, { qualities: ['1080p', '720p'] }), deadline + 5),
+    );
+    return { ...early, ...inFlight, stalledRange, ...done, claimOverlapsNeed };
   }
 
-  it('reads the same from Redis as from memory', async () => {
+  it('reads the same from Redis as from memory, one of each message', async () => {
     const fromRedis = await errors(store);
-    expect(fromRedis).toEqual(await errors(new MemoryStore(defaultConfig, new LocalEventBus())));
+    const fromMemory = await errors(new MemoryStore(defaultConfig, new LocalEventBus()));
+    expect(fromRedis).toEqual(fromMemory);
     expect(Object.keys(fromRedis).sort()).toEqual(Object.keys(MESSAGES).sort());
+    const codes = Object.fromEntries(
+      Object.entries(fromRedis).map(([name, [code]]) => [name, code]),
+    );
+    expect(codes).toMatchObject({
+      streamSessionNotFound: 'NOT_FOUND',
+      pastLastSegment: 'BAD_USER_INPUT',
+      claimSource: 'BAD_USER_INPUT',
+      claimOverlapsNeed: 'CONFLICT',
+    });
   });
 });

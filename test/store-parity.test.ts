@@ -3,8 +3,19 @@
  * reference) and in Lua (the Redis store). This model-based test runs random
  * sequences of operations against both, side by side through one
  * BatchCoordinator each on one shared ManualClock, and after every
- * coordinator call compares what each side answered, what it shows (every
- * session, the list) and what it announced (batchNeeded, streamSessionEnded).
+ * coordinator call compares what each side answered (results, or errors by
+ * code and text), what it shows (every session with its batches, coverage
+ * and stalled batches; the list; every pending need) and what it announced
+ * (every batchNeeded, all fields; streamSessionEnded).
+ *
+ * The operations are contract v2's: sessions of known or unknown length with
+ * their own renditions; clients that play on, seek (ahead, back into gaps,
+ * to the edges of what is covered, past the end) and switch renditions;
+ * claims of any pending need (its exact range or another containing its
+ * start, with or without renditions), of stalled batches, ahead of need, and
+ * deliberately wrong ones; completions of any batch; releases of any range.
+ * What an op claims, completes or releases is worked out from the reference
+ * side's state when it runs.
  *
  * PARITY_RUNS=n runs more sequences; PARITY_SEED=s (and PARITY_PATH=p, both
  * printed on failure) replays one.
@@ -16,22 +27,26 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config.js';
 import { ManualClock } from '../src/state/clock.js';
 import { BatchCoordinator } from '../src/state/coordinator.js';
+import { sortQualities } from '../src/state/coverage.js';
 import { createStore } from '../src/state/create-store.js';
 import { DomainError } from '../src/state/errors.js';
 import type { EventBus } from '../src/state/events.js';
 import {
   type BatchNeededEvent,
+  type CreateStreamSessionInput,
   QUALITIES,
   type Quality,
+  type ReleaseSegmentsInput,
+  type SetCurrentBatchInput,
   type StreamSessionEndedEvent,
   type StreamSessionView,
 } from '../src/state/model.js';
-import type { Timeouts } from '../src/state/store.js';
+import type { StreamSessionStore, Timeouts } from '../src/state/store.js';
 import { deleteKeys } from './fixtures.js';
 
 const url = process.env.REDIS_URL ?? defaultConfig.redisUrl;
 const RUNS = Number(process.env.PARITY_RUNS ?? 300);
-const MAX_STEPS = 40;
+const MAX_STEPS = 60;
 // Short, so that a sequence of a few clock steps reaches every deadline.
 const timeouts: Timeouts = { batchTimeout: 1_000, clientTimeout: 3_000, idleTimeout: 5_000 };
 // Every key of this file's runs starts with it; each sequence adds its own number.
@@ -49,6 +64,8 @@ type Kind = 'memory' | 'redis';
 interface Side {
   readonly kind: Kind;
   readonly coordinator: BatchCoordinator;
+  /** The store itself, for its pending needs (what a new subscriber is told first). */
+  readonly store: StreamSessionStore;
   /** The bus the coordinator publishes on and its subscriptions listen to. */
   readonly events: EventBus;
   /** What the bus or the coordinator reported failing: any entry fails the run. */
@@ -74,12 +91,13 @@ async function makeSide(kind: Kind, clock: ManualClock, keyPrefix: string): Prom
     store,
     events,
     clock,
-    defaults: { segmentDuration: 6, batchSize: 5, threshold: 2 },
+    defaults: { segmentDuration: 6, batchSize: 5, threshold: 2, qualities: QUALITIES },
     onError,
   });
   return {
     kind,
     coordinator,
+    store,
     events,
     errors,
     async close() {
@@ -94,21 +112,41 @@ async function makeSide(kind: Kind, clock: ManualClock, keyPrefix: string): Prom
 
 type SessionId = string;
 type ClientId = (typeof CLIENT_IDS)[number];
-/** Where a client moves to: a segment, near the current batch's end, or a seek from where it is. */
+
+/**
+ * Where a client moves to, worked out from the reference side's state when
+ * the move is made: a segment; near the current batch's end (v1's churn); a
+ * seek from where it is; near an edge of one of the session's covered ranges
+ * (into a gap before it, before its end, just past it), or exactly where it
+ * stops serving (end - threshold, ±1: the edge of a client's safe range); at
+ * or around a pending need's start; around the video's last segment (past it
+ * is BAD_USER_INPUT).
+ */
 type Target =
   | { readonly at: 'segment'; readonly segment: number }
   | { readonly at: 'batchEnd'; readonly offset: number }
-  | { readonly at: 'self'; readonly delta: number };
+  | { readonly at: 'self'; readonly delta: number }
+  | {
+      readonly at: 'range';
+      readonly index: number;
+      readonly edge: 'start' | 'end';
+      readonly offset: number;
+    }
+  | { readonly at: 'need'; readonly index: number; readonly offset: number }
+  /** Around where a covered range stops serving: its end - threshold (the hot path's edge). */
+  | { readonly at: 'edge'; readonly index: number; readonly offset: number }
+  | { readonly at: 'last'; readonly offset: number };
 interface Move {
   readonly client: ClientId;
   readonly target: Target;
-  readonly quality: Quality;
+  /** 'keep': the client's rendition (the session's first for a new client). */
+  readonly quality: Quality | 'keep';
 }
 
 /**
  * How far the clock moves: some milliseconds, or to a millisecond either side
- * of a deadline the reference side shows (a claim's, a client's, an empty
- * session's), so that the boundary itself is tried. Never backwards.
+ * of a deadline the reference side shows (a batch in flight's, a client's,
+ * an empty session's), so that the boundary itself is tried. Never backwards.
  */
 type Wait =
   | { readonly ms: number }
@@ -116,39 +154,108 @@ type Wait =
       readonly until: 'batch' | 'client' | 'idle';
       readonly id: SessionId;
       readonly client: ClientId;
+      /** Which batch in flight (modulo their number). */
+      readonly index: number;
       readonly off: number;
     };
 
+/**
+ * What a claim is for: a pending need (not STALLED), a STALLED batch, a
+ * batch of the session (its number and range again: CONFLICT unless it
+ * stalled), the next unused number (ahead of need: CONFLICT while needs are
+ * pending), or the next unused number over a batch in flight (overlap). One
+ * that finds no such need or batch claims ahead of need.
+ */
+type ClaimOf =
+  | { readonly of: 'need' | 'stalled' | 'batch' | 'overlap'; readonly index: number }
+  | { readonly of: 'ahead' };
+/** The renditions a claim names: none (the need's), the need's, one more, one fewer, or any. */
+type ClaimQualities =
+  | { readonly q: 'absent' | 'same' | 'missing' }
+  | { readonly q: 'extra'; readonly extra: Quality }
+  | { readonly q: 'subset'; readonly subset: readonly Quality[] };
+/** A claim wrong on purpose, in one field (misses: a range after the need's start). */
+type Wrong = 'offset' | 'path' | 'pastEnd' | 'backwards' | 'number' | 'noQualities' | 'misses';
+
+interface CreateOp {
+  readonly kind: 'create';
+  readonly id: SessionId;
+  /** Creates the other session instead when this one lives and that one does not. */
+  readonly fresh: boolean;
+  readonly batchSize: number;
+  readonly threshold: number;
+  readonly startSegment: number;
+  readonly segmentDuration: number;
+  /**
+   * The video's length, when known: its last segment is startSegment + `segments`
+   * (at least 0), and its last segment holds `quarters` quarters of a segment.
+   */
+  readonly length: { readonly segments: number; readonly quarters: number } | null;
+  /** The session's renditions; the server's default when null. */
+  readonly qualities: readonly Quality[] | null;
+}
+
 type Op =
-  | {
-      readonly kind: 'create';
-      readonly id: SessionId;
-      readonly batchSize: number;
-      readonly threshold: number;
-      readonly startSegment: number;
-      readonly segmentDuration: number;
-    }
+  | CreateOp
   /** Several clients report, one call each. */
   | { readonly kind: 'update'; readonly id: SessionId; readonly moves: readonly Move[] }
   | { readonly kind: 'remove'; readonly id: SessionId; readonly client: ClientId }
   /**
-   * right: the number and range the session's need says; else off by
-   * `wrongBy`. `resize` moves the end of the claimed range (an encoder may
-   * claim another range than the need's). An encoder that does its job
-   * completes what it claimed.
+   * A claim: for what `claim` says, with the need's range (`around` null) or
+   * one around its start (which must stay in it for a need, and must be the
+   * range again for a STALLED batch); `ahead` is the range of a claim ahead
+   * of need (from a segment) or over a batch (from an offset into it). An
+   * encoder that does its job completes what it claimed.
    */
   | {
       readonly kind: 'claim';
       readonly id: SessionId;
-      readonly wrongBy: number;
-      readonly resize: number;
+      readonly claim: ClaimOf;
+      readonly around: { readonly before: number; readonly after: number } | null;
+      readonly ahead: { readonly start: number; readonly length: number };
+      readonly qualities: ClaimQualities;
+      readonly wrong: Wrong | null;
+      /** How far a wrong number is off (never below 0). */
+      readonly by: number;
       readonly thenComplete: boolean;
     }
+  /**
+   * Completes a batch of the session (one in flight, or any, by index modulo
+   * their number), the current one, or one never claimed.
+   */
   | {
       readonly kind: 'complete';
       readonly id: SessionId;
-      readonly wrongBy: number;
+      readonly which:
+        | { readonly of: 'inFlight' | 'any'; readonly index: number }
+        | 'current'
+        | 'unknown';
       readonly times: number;
+    }
+  /**
+   * Releases segments: a range from near the start of a covered range; a
+   * (complete) batch's range widened or narrowed; or everything behind the
+   * slowest client (what an encoder deletes). Of every rendition (null) or
+   * those named.
+   */
+  | {
+      readonly kind: 'release';
+      readonly id: SessionId;
+      readonly range:
+        | {
+            readonly at: 'covered';
+            readonly index: number;
+            readonly from: number;
+            readonly length: number;
+          }
+        | {
+            readonly at: 'batch';
+            readonly index: number;
+            readonly before: number;
+            readonly after: number;
+          }
+        | { readonly at: 'behind' };
+      readonly qualities: readonly Quality[] | null;
     }
   | { readonly kind: 'end'; readonly id: SessionId }
   /** The clock moves, then the sweeper runs. */
@@ -158,36 +265,93 @@ type Op =
   /** An encoder subscribes: it is first told every pending need. */
   | { readonly kind: 'subscribe' };
 
+const signed = (n: number) => `${n >= 0 ? '+' : ''}${n}`;
+
 function describeTarget(target: Target): string {
   switch (target.at) {
     case 'segment':
       return `${target.segment}`;
     case 'batchEnd':
-      return `batchEnd${target.offset >= 0 ? '+' : ''}${target.offset}`;
+      return `batchEnd${signed(target.offset)}`;
     case 'self':
-      return `self${target.delta >= 0 ? '+' : ''}${target.delta}`;
+      return `self${signed(target.delta)}`;
+    case 'range':
+      return `range#${target.index}.${target.edge}${signed(target.offset)}`;
+    case 'need':
+      return `need#${target.index}${signed(target.offset)}`;
+    case 'edge':
+      return `edge#${target.index}${signed(target.offset)}`;
+    case 'last':
+      return `last${signed(target.offset)}`;
   }
 }
 
 function describeWait(wait: Wait): string {
   if ('ms' in wait) return `+${wait.ms}ms`;
-  const off = wait.off === 0 ? '' : `${wait.off > 0 ? '+' : ''}${wait.off}ms`;
-  const of = wait.until === 'client' ? `${wait.id} ${wait.client}` : wait.id;
+  const off = wait.off === 0 ? '' : `${signed(wait.off)}ms`;
+  const of =
+    wait.until === 'client'
+      ? `${wait.id} ${wait.client}`
+      : wait.until === 'batch'
+        ? `${wait.id} batch#${wait.index}`
+        : wait.id;
   return `to ${of} ${wait.until} deadline${off}`;
+}
+
+function describeQualities(q: ClaimQualities): string {
+  switch (q.q) {
+    case 'absent':
+      return '';
+    case 'extra':
+      return `, qualities +${q.extra}`;
+    case 'subset':
+      return `, qualities [${q.subset.join(',')}]`;
+    default:
+      return `, qualities ${q.q}`;
+  }
 }
 
 function describeOp(op: Op): string {
   switch (op.kind) {
-    case 'create':
-      return `create(${op.id}, batchSize ${op.batchSize}, threshold ${op.threshold}, start ${op.startSegment}, segmentDuration ${op.segmentDuration})`;
+    case 'create': {
+      const length =
+        op.length === null
+          ? ''
+          : `, last start${signed(op.length.segments)} (${op.length.quarters}/4 of a segment)`;
+      const qualities = op.qualities === null ? '' : `, [${op.qualities.join(',')}]`;
+      return `create(${op.id}${op.fresh ? ' or a free id' : ''}, batchSize ${op.batchSize}, threshold ${op.threshold}, start ${op.startSegment}, segmentDuration ${op.segmentDuration}${length}${qualities})`;
+    }
     case 'update':
       return `update(${op.id}, ${op.moves.map((m) => `${m.client}→${describeTarget(m.target)} ${m.quality}`).join(', ')})`;
     case 'remove':
       return `remove(${op.id}, ${op.client})`;
-    case 'claim':
-      return `claim(${op.id}, ${op.wrongBy === 0 ? 'right' : `wrong by ${op.wrongBy}`}${op.resize === 0 ? '' : `, end${op.resize > 0 ? '+' : ''}${op.resize}`}${op.thenComplete ? ', then complete' : ''})`;
-    case 'complete':
-      return `complete(${op.id}, ${op.wrongBy === 0 ? 'current' : `wrong by ${op.wrongBy}`}${op.times > 1 ? `, ×${op.times}` : ''})`;
+    case 'claim': {
+      const what = op.claim.of === 'ahead' ? 'ahead' : `${op.claim.of}#${op.claim.index}`;
+      const range =
+        op.claim.of === 'ahead' || op.claim.of === 'overlap'
+          ? `, ${op.claim.of === 'ahead' ? 'from' : 'at +'}${op.ahead.start} ×${op.ahead.length}`
+          : op.around === null
+            ? ''
+            : `, start-${op.around.before}..start+${op.around.after}`;
+      const wrong =
+        op.wrong === null ? '' : `, wrong ${op.wrong}${op.wrong === 'number' ? ` +${op.by}` : ''}`;
+      return `claim(${op.id}, ${what}${range}${describeQualities(op.qualities)}${wrong}${op.thenComplete ? ', then complete' : ''})`;
+    }
+    case 'complete': {
+      const which =
+        typeof op.which === 'string' ? op.which : `${op.which.of} batch#${op.which.index}`;
+      return `complete(${op.id}, ${which}${op.times > 1 ? `, ×${op.times}` : ''})`;
+    }
+    case 'release': {
+      const r = op.range;
+      const range =
+        r.at === 'covered'
+          ? `covered#${r.index}${signed(r.from)} ×${r.length}`
+          : r.at === 'batch'
+            ? `batch#${r.index} -${r.before}..+${r.after}`
+            : 'behind';
+      return `release(${op.id}, ${range}${op.qualities === null ? '' : `, [${op.qualities.join(',')}]`})`;
+    }
     case 'end':
       return `end(${op.id})`;
     case 'sweep':
@@ -209,7 +373,9 @@ const sessionId = fc.oneof(
 );
 const clientId = fc.constantFrom(...CLIENT_IDS);
 const quality = fc.constantFrom(...QUALITIES);
-// Anywhere now and then; mostly around the current batch's end (the threshold) or a short seek.
+const qualities = fc.subarray([...QUALITIES], { minLength: 1 });
+const index = fc.nat({ max: 7 });
+// Anywhere now and then; mostly around what is covered, announced or being made, or a short seek.
 const target: fc.Arbitrary<Target> = fc.oneof(
   {
     weight: 1,
@@ -219,23 +385,55 @@ const target: fc.Arbitrary<Target> = fc.oneof(
     }),
   },
   {
-    weight: 3,
+    weight: 2,
     arbitrary: fc.record({
       at: fc.constant('batchEnd' as const),
       offset: fc.integer({ min: -9, max: 3 }),
     }),
   },
   {
-    weight: 2,
+    weight: 3,
     arbitrary: fc.record({
       at: fc.constant('self' as const),
       delta: fc.integer({ min: -6, max: 6 }),
     }),
   },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      at: fc.constant('range' as const),
+      index,
+      edge: fc.constantFrom('start' as const, 'end' as const),
+      offset: fc.integer({ min: -9, max: 3 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      at: fc.constant('need' as const),
+      index,
+      offset: fc.integer({ min: -3, max: 3 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      at: fc.constant('edge' as const),
+      index,
+      offset: fc.integer({ min: -1, max: 1 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      at: fc.constant('last' as const),
+      offset: fc.integer({ min: -3, max: 2 }),
+    }),
+  },
 );
 // Mostly less than a client's timeout, so sessions live long enough to get somewhere.
 const wait: fc.Arbitrary<Wait> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ ms: fc.integer({ min: 0, max: 1_500 }) }) },
+  { weight: 4, arbitrary: fc.record({ ms: fc.integer({ min: 0, max: 1_500 }) }) },
   { weight: 1, arbitrary: fc.record({ ms: fc.integer({ min: 0, max: 6_000 }) }) },
   {
     weight: 3,
@@ -243,19 +441,30 @@ const wait: fc.Arbitrary<Wait> = fc.oneof(
       until: fc.constantFrom('batch' as const, 'client' as const, 'idle' as const),
       id: fc.constantFrom(...SESSION_IDS),
       client: clientId,
+      index,
       off: fc.constantFrom(-1, 0, 1),
     }),
   },
 );
 
-const createOf = (id: fc.Arbitrary<SessionId>) =>
+const createOf = (id: fc.Arbitrary<SessionId>): fc.Arbitrary<CreateOp> =>
   fc
     .record({
       id,
+      fresh: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, fc.constant(false)),
       batchSize: fc.integer({ min: 3, max: 8 }),
       startSegment: fc.integer({ min: 0, max: 20 }),
       segmentDuration: fc.integer({ min: 1, max: 10 }),
       threshold: fc.integer({ min: 0, max: 8 }),
+      length: fc.option(
+        fc.record({
+          // Now and then before the start: BAD_USER_INPUT on both sides.
+          segments: fc.integer({ min: -2, max: 40 }),
+          quarters: fc.integer({ min: 1, max: 4 }),
+        }),
+        { freq: 2 },
+      ),
+      qualities: fc.option(qualities, { freq: 2 }),
     })
     // Any threshold from 0 to batchSize, evenly.
     .map(({ threshold, ...rest }) => ({
@@ -265,18 +474,82 @@ const createOf = (id: fc.Arbitrary<SessionId>) =>
     }));
 const create = createOf(fc.constantFrom(...SESSION_IDS));
 
-const op: fc.Arbitrary<Op> = fc
-  .oneof(
-    { weight: 2, arbitrary: create },
+const claimQualities: fc.Arbitrary<ClaimQualities> = fc.oneof(
+  { weight: 6, arbitrary: fc.constant({ q: 'absent' as const }) },
+  { weight: 1, arbitrary: fc.constant({ q: 'same' as const }) },
+  { weight: 1, arbitrary: fc.constant({ q: 'missing' as const }) },
+  { weight: 1, arbitrary: fc.record({ q: fc.constant('extra' as const), extra: quality }) },
+  { weight: 1, arbitrary: fc.record({ q: fc.constant('subset' as const), subset: qualities }) },
+);
+
+const claim = fc.record({
+  kind: fc.constant('claim' as const),
+  id: sessionId,
+  claim: fc.oneof(
     {
       weight: 6,
+      arbitrary: fc.record({ of: fc.constant('need' as const), index }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({ of: fc.constant('stalled' as const), index }),
+    },
+    { weight: 1, arbitrary: fc.record({ of: fc.constant('batch' as const), index }) },
+    { weight: 1, arbitrary: fc.record({ of: fc.constant('overlap' as const), index }) },
+    { weight: 1, arbitrary: fc.constant({ of: 'ahead' as const }) },
+  ),
+  // Mostly the need's own range.
+  around: fc.oneof(
+    { weight: 2, arbitrary: fc.constant(null) },
+    {
+      weight: 1,
+      arbitrary: fc.record({ before: fc.nat({ max: 3 }), after: fc.nat({ max: 8 }) }),
+    },
+  ),
+  ahead: fc.record({
+    start: fc.integer({ min: 0, max: 60 }),
+    length: fc.integer({ min: 1, max: 8 }),
+  }),
+  qualities: claimQualities,
+  wrong: fc.oneof(
+    { weight: 8, arbitrary: fc.constant(null) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom<Wrong>(
+        'offset',
+        'path',
+        'pastEnd',
+        'backwards',
+        'number',
+        'noQualities',
+        'misses',
+      ),
+    },
+  ),
+  by: fc.constantFrom(-2, -1, 1, 2),
+  // Mostly left in flight a while, so that several are at once and some stall.
+  thenComplete: fc.oneof({ weight: 2, arbitrary: fc.constant(false) }, fc.constant(true)),
+});
+
+const op: fc.Arbitrary<Op> = fc
+  .oneof(
+    { weight: 3, arbitrary: create },
+    {
+      weight: 8,
       arbitrary: fc.record({
         kind: fc.constant('update' as const),
         id: sessionId,
-        moves: fc.array(fc.record({ client: clientId, target, quality }), {
-          minLength: 1,
-          maxLength: 3,
-        }),
+        moves: fc.array(
+          fc.record({
+            client: clientId,
+            target,
+            quality: fc.oneof(
+              { weight: 4, arbitrary: fc.constant('keep' as const) },
+              { weight: 1, arbitrary: quality },
+            ),
+          }),
+          { minLength: 1, maxLength: 3 },
+        ),
       }),
     },
     {
@@ -287,27 +560,53 @@ const op: fc.Arbitrary<Op> = fc
         client: clientId,
       }),
     },
-    {
-      weight: 4,
-      arbitrary: fc.record({
-        kind: fc.constant('claim' as const),
-        id: sessionId,
-        wrongBy: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.constantFrom(-1, 1, 2)),
-        resize: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.integer({ min: -3, max: 3 })),
-        thenComplete: fc.boolean(),
-      }),
-    },
+    { weight: 6, arbitrary: claim },
     {
       weight: 4,
       arbitrary: fc.record({
         kind: fc.constant('complete' as const),
         id: sessionId,
-        wrongBy: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.constantFrom(-1, 1)),
+        which: fc.oneof(
+          { weight: 5, arbitrary: fc.record({ of: fc.constant('inFlight' as const), index }) },
+          { weight: 2, arbitrary: fc.record({ of: fc.constant('any' as const), index }) },
+          { weight: 1, arbitrary: fc.constant('current' as const) },
+          { weight: 1, arbitrary: fc.constant('unknown' as const) },
+        ),
         times: fc.constantFrom(1, 1, 2),
       }),
     },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant('end' as const), id: sessionId }) },
-    { weight: 3, arbitrary: fc.record({ kind: fc.constant('sweep' as const), wait }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('release' as const),
+        id: sessionId,
+        range: fc.oneof(
+          fc.record({
+            at: fc.constant('covered' as const),
+            index,
+            from: fc.integer({ min: -3, max: 6 }),
+            length: fc.integer({ min: 1, max: 12 }),
+          }),
+          fc.record({
+            at: fc.constant('batch' as const),
+            index,
+            before: fc.integer({ min: -2, max: 2 }),
+            after: fc.integer({ min: -2, max: 2 }),
+          }),
+          fc.constant({ at: 'behind' as const }),
+        ),
+        qualities: fc.option(fc.subarray([...QUALITIES]), { freq: 2 }),
+      }),
+    },
+    // Half of them of no session: sessions should live long enough to get somewhere.
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant('end' as const),
+        id: fc.oneof(fc.constantFrom(...SESSION_IDS), fc.constant(UNKNOWN_SESSION)),
+      }),
+    },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('sweep' as const), wait }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('tick' as const), wait }) },
     { weight: 1, arbitrary: fc.constant({ kind: 'subscribe' as const }) },
   )
@@ -327,14 +626,39 @@ const sequence = fc
     second === undefined ? [first, ...rest] : [first, second, ...rest],
   );
 
+const plain = { fresh: false, length: null, qualities: null } as const;
 /** Counterexamples found before, tried first on every run. */
 const found: Op[][] = [
   // The Redis bus took the second s1's first batch for a repeat of the first's.
   [
-    { kind: 'create', id: 's0', batchSize: 3, threshold: 0, startSegment: 0, segmentDuration: 1 },
-    { kind: 'create', id: 's1', batchSize: 3, threshold: 0, startSegment: 0, segmentDuration: 1 },
+    {
+      kind: 'create',
+      id: 's0',
+      batchSize: 3,
+      threshold: 0,
+      startSegment: 0,
+      segmentDuration: 1,
+      ...plain,
+    },
+    {
+      kind: 'create',
+      id: 's1',
+      batchSize: 3,
+      threshold: 0,
+      startSegment: 0,
+      segmentDuration: 1,
+      ...plain,
+    },
     { kind: 'end', id: 's1' },
-    { kind: 'create', id: 's1', batchSize: 3, threshold: 0, startSegment: 0, segmentDuration: 1 },
+    {
+      kind: 'create',
+      id: 's1',
+      batchSize: 3,
+      threshold: 0,
+      startSegment: 0,
+      segmentDuration: 1,
+      ...plain,
+    },
   ],
 ];
 
@@ -535,17 +859,22 @@ async function outcome(side: Side, call: Call): Promise<unknown> {
   }
 }
 
-/** Every session's view and the list (a whole page, and a page of one at an offset). */
+/**
+ * Every session's view, the list (a whole page, and a page of one at an
+ * offset), and every pending need (each session's by sequence, with its view).
+ */
 async function views(side: Side) {
-  const [sessions, list, page] = await Promise.all([
+  const [sessions, list, page, pending] = await Promise.all([
     Promise.all(ALL_SESSION_IDS.map((id) => side.coordinator.getStreamSession(id))),
     side.coordinator.listStreamSessions(10, 0),
     side.coordinator.listStreamSessions(1, 1),
+    side.store.pendingNeeds(),
   ]);
   return {
     sessions: Object.fromEntries(ALL_SESSION_IDS.map((id, i) => [id, sessions[i]])),
     list,
     page,
+    pending,
   };
 }
 
@@ -623,21 +952,26 @@ function compareAnnouncements(
 
 type Call = (coordinator: BatchCoordinator) => Promise<unknown>;
 
-/** What the memory side (the reference) shows, from which "the right batch" is worked out. */
+/** What the memory side (the reference) shows, from which each call's arguments are worked out. */
 interface Known {
   view(id: string): StreamSessionView | null;
-  /** The need last announced for the session (while it lives). */
-  lastNeed(id: string): BatchNeededEvent | undefined;
+  /** The session's pending needs, by sequence. */
+  pending(id: string): readonly BatchNeededEvent[];
+  /** 1 + the highest batch number the session ever claimed (0 before its first claim). */
+  claimedHigh(id: string): number;
+  /** When the batch last stalled (its STALLED need's change), if it has since its claim. */
+  stalledAt(id: string, batchNumber: number): number | undefined;
 }
 
 /**
  * The concrete calls an op makes, worked out from the state before each.
  * Changes share the instant of the change before them (as they may: a
- * session may end and be made again within a millisecond), but for position
- * reports, which come a millisecond apart: two clients heard in the same
- * millisecond tie on the client timeout, and the stores expire tied clients
- * in different orders (memory as they reported, Redis by sessionId), an
- * order the contract leaves open.
+ * session may end and be made again within a millisecond; claims of one
+ * session in one millisecond tie on their stall deadlines), but for
+ * position reports, which come a millisecond apart: two clients heard in
+ * the same millisecond tie on the client timeout, and the stores expire
+ * tied clients in different orders (memory as they reported, Redis by
+ * sessionId), an order the contract leaves open.
  */
 function* calls(op: Op, known: Known, clock: ManualClock): Generator<Call> {
   if (op.kind === 'sweep' || op.kind === 'tick') {
@@ -645,21 +979,26 @@ function* calls(op: Op, known: Known, clock: ManualClock): Generator<Call> {
   }
   switch (op.kind) {
     case 'create': {
-      const { kind: _, ...input } = op;
-      yield (c) => c.createStreamSession({ ...input, videoSourcePath: `/v/${op.id}.mp4` });
+      const free = SESSION_IDS.find((id) => known.view(id) === null);
+      const id = op.fresh && known.view(op.id) !== null && free !== undefined ? free : op.id;
+      const input = createInput({ ...op, id });
+      yield (c) => c.createStreamSession(input);
       return;
     }
     case 'update':
       for (const move of op.moves) {
         clock.advance(1);
         const view = known.view(op.id);
-        const segmentNumber = Math.max(0, segmentOf(move, view));
+        const segmentNumber = Math.max(0, segmentOf(move, view, known.pending(op.id)));
+        const here = view?.clientPositions.find((p) => p.sessionId === move.client);
+        const quality =
+          move.quality !== 'keep' ? move.quality : (here?.quality ?? view?.qualities[0] ?? '720p');
         yield (c) =>
           c.updateClientPosition({
             streamSessionId: op.id,
             sessionId: move.client,
             segmentNumber,
-            quality: move.quality,
+            quality,
           });
       }
       return;
@@ -667,20 +1006,37 @@ function* calls(op: Op, known: Known, clock: ManualClock): Generator<Call> {
       yield (c) => c.removeClient(op.id, op.client);
       return;
     case 'claim': {
-      const claim = rightClaim(op.id, known);
-      const batchNumber = claim.batchNumber + op.wrongBy;
-      const endSegment = claim.endSegment + op.resize;
-      yield (c) => c.setCurrentBatch({ ...claim, batchNumber, endSegment });
+      const input = claimInput(op, known);
+      yield (c) => c.setCurrentBatch(input);
       if (!op.thenComplete) return;
-      yield (c) => c.completeBatch(op.id, batchNumber);
+      yield (c) => c.completeBatch(op.id, input.batchNumber);
       return;
     }
     case 'complete':
       for (let i = 0; i < op.times; i++) {
-        const batchNumber = (known.view(op.id)?.currentBatch?.batchNumber ?? 0) + op.wrongBy;
+        const view = known.view(op.id);
+        const { which } = op;
+        const all = view?.batches ?? [];
+        const inFlight = all.filter((b) => !b.isComplete);
+        // One in flight, else any.
+        const batches =
+          typeof which !== 'string' && which.of === 'inFlight' && inFlight.length > 0
+            ? inFlight
+            : all;
+        const batchNumber =
+          which === 'unknown'
+            ? known.claimedHigh(op.id) + 3
+            : which === 'current' || batches.length === 0
+              ? (view?.currentBatch?.batchNumber ?? 0)
+              : (batches[which.index % batches.length]?.batchNumber ?? 0);
         yield (c) => c.completeBatch(op.id, batchNumber);
       }
       return;
+    case 'release': {
+      const input = releaseInput(op, known.view(op.id));
+      yield (c) => c.releaseSegments(input);
+      return;
+    }
     case 'end':
       yield (c) => c.endStreamSession(op.id);
       return;
@@ -693,15 +1049,33 @@ function* calls(op: Op, known: Known, clock: ManualClock): Generator<Call> {
   }
 }
 
+function createInput(op: CreateOp): CreateStreamSessionInput {
+  const { kind: _, length, qualities, ...settings } = op;
+  // Its last segment holds `quarters` quarters of a segment: ceil() - 1 is the last segment.
+  const lastSegment = length && Math.max(0, op.startSegment + length.segments);
+  return {
+    ...settings,
+    videoSourcePath: `/v/${op.id}.mp4`,
+    durationSeconds:
+      length && lastSegment !== null
+        ? (lastSegment + length.quarters / 4) * op.segmentDuration
+        : null,
+    qualities,
+  };
+}
+
 function waitedUntil(wait: Wait, known: Known, now: number): number {
   if ('ms' in wait) return now + wait.ms;
   const view = known.view(wait.id);
   let deadline: number | undefined;
   if (wait.until === 'batch') {
-    const batch = view?.currentBatch;
-    // Once stalled, the next stall is a timeout after the last (its updatedAt, unless changed since).
-    const from = view?.currentBatchStalled ? view.updatedAt : batch?.generationStarted;
-    deadline = from === undefined ? undefined : from + timeouts.batchTimeout;
+    const inFlight = (view?.batches ?? []).filter((b) => !b.isComplete);
+    const batch = inFlight[wait.index % Math.max(1, inFlight.length)];
+    if (batch !== undefined) {
+      // Once stalled, the next stall is a timeout after the last (unless claimed again since).
+      const stalled = known.stalledAt(wait.id, batch.batchNumber) ?? batch.generationStarted;
+      deadline = Math.max(batch.generationStarted, stalled) + timeouts.batchTimeout;
+    }
   } else if (wait.until === 'client') {
     const client = view?.clientPositions.find((p) => p.sessionId === wait.client);
     deadline = client && client.lastUpdated + timeouts.clientTimeout;
@@ -711,53 +1085,174 @@ function waitedUntil(wait: Wait, known: Known, now: number): number {
   return deadline === undefined ? now : deadline + wait.off;
 }
 
-function segmentOf(move: Move, view: StreamSessionView | null): number {
+function segmentOf(
+  move: Move,
+  view: StreamSessionView | null,
+  pending: readonly BatchNeededEvent[],
+): number {
   const { target } = move;
+  const start = view?.startSegment ?? 0;
   switch (target.at) {
     case 'segment':
       return target.segment;
     case 'batchEnd':
-      return (view?.currentBatch?.endSegment ?? view?.startSegment ?? 0) + target.offset;
+      return (view?.currentBatch?.endSegment ?? start) + target.offset;
     case 'self': {
       const here = view?.clientPositions.find((p) => p.sessionId === move.client);
       return (here?.segmentNumber ?? view?.furthestSegment ?? 0) + target.delta;
     }
+    case 'range': {
+      const ranges = view?.coverage ?? [];
+      const range = ranges[target.index % Math.max(1, ranges.length)];
+      if (range === undefined) return start + target.offset;
+      return (target.edge === 'start' ? range.startSegment : range.endSegment) + target.offset;
+    }
+    case 'edge': {
+      const ranges = view?.coverage ?? [];
+      const range = ranges[target.index % Math.max(1, ranges.length)];
+      const end = range?.endSegment ?? start;
+      return end - (view?.threshold ?? 0) + target.offset;
+    }
+    case 'need': {
+      const need = pending[target.index % Math.max(1, pending.length)];
+      return (need?.startSegment ?? view?.furthestSegment ?? start) + target.offset;
+    }
+    case 'last':
+      return (view?.lastSegment ?? start + 30) + target.offset;
   }
 }
 
-/** The claim an encoder makes for the session's need, or for the batch it expects next. */
-function rightClaim(id: string, known: Known) {
+/** The claim an op makes, from the reference side's view and pending needs. */
+function claimInput(op: Extract<Op, { kind: 'claim' }>, known: Known): SetCurrentBatchInput {
+  const { id } = op;
   const view = known.view(id);
-  const batch = view?.currentBatch ?? null;
-  const expected =
-    batch === null ? 0 : batch.isComplete ? batch.batchNumber + 1 : batch.batchNumber;
-  const need = known.lastNeed(id);
-  if (need !== undefined && need.batchNumber === expected) {
-    const { batchNumber, startSegment, endSegment, videoSourcePath, videoStartOffset } = need;
-    return {
-      streamSessionId: id,
-      batchNumber,
-      startSegment,
-      endSegment,
-      videoSourcePath,
-      videoStartOffset,
-    };
+  const pending = known.pending(id);
+  const fresh = pending.filter((n) => n.reason !== 'STALLED');
+  const stalled = pending.filter((n) => n.reason === 'STALLED');
+  const inFlight = (view?.batches ?? []).filter((b) => !b.isComplete);
+  const pick = <T>(list: readonly T[], i: number) => list[i % Math.max(1, list.length)];
+  // The next unused number: past every claim and every pending need (not STALLED).
+  const unused = Math.max(known.claimedHigh(id), ...fresh.map((n) => n.batchNumber + 1));
+  const need =
+    op.claim.of === 'need'
+      ? pick(fresh, op.claim.index)
+      : op.claim.of === 'stalled'
+        ? pick(stalled, op.claim.index)
+        : undefined;
+  const over = op.claim.of === 'overlap' ? pick(inFlight, op.claim.index) : undefined;
+  const again = op.claim.of === 'batch' ? pick(view?.batches ?? [], op.claim.index) : undefined;
+
+  let batchNumber: number;
+  let startSegment: number;
+  let endSegment: number;
+  let base: readonly Quality[];
+  if (need !== undefined) {
+    batchNumber = need.batchNumber;
+    base = need.qualities;
+    [startSegment, endSegment] =
+      op.around === null
+        ? [need.startSegment, need.endSegment]
+        : [Math.max(0, need.startSegment - op.around.before), need.startSegment + op.around.after];
+  } else if (again !== undefined) {
+    batchNumber = again.batchNumber;
+    base = again.qualities;
+    [startSegment, endSegment] = [again.startSegment, again.endSegment];
+  } else if (over !== undefined) {
+    batchNumber = unused;
+    base = over.qualities;
+    const span = over.endSegment - over.startSegment + 1;
+    startSegment = over.startSegment + (op.ahead.start % span);
+    endSegment = startSegment + op.ahead.length - 1;
+  } else {
+    batchNumber = unused;
+    base = view?.qualities ?? QUALITIES;
+    startSegment = op.ahead.start;
+    endSegment = startSegment + op.ahead.length - 1;
   }
-  const startSegment =
-    batch === null
-      ? (view?.startSegment ?? 0)
-      : batch.isComplete
-        ? batch.endSegment + 1
-        : batch.startSegment;
-  const batchSize = view?.batchSize ?? 5;
-  return {
+  // A claim past the end is wrong on purpose only: cut it there.
+  const last = view?.lastSegment ?? null;
+  if (last !== null && endSegment > last) endSegment = Math.max(startSegment, last);
+
+  let qualities: readonly Quality[] | undefined;
+  const q = op.qualities;
+  switch (q.q) {
+    case 'absent':
+      qualities = undefined;
+      break;
+    case 'same':
+      qualities = base;
+      break;
+    case 'missing':
+      qualities = base.length > 1 ? base.slice(1) : QUALITIES.filter((x) => !base.includes(x));
+      break;
+    case 'extra':
+      qualities = sortQualities([...base, q.extra]);
+      break;
+    case 'subset':
+      qualities = q.subset;
+      break;
+  }
+  const segmentDuration = view?.segmentDuration ?? 6;
+  const input = {
     streamSessionId: id,
-    batchNumber: expected,
+    batchNumber,
     startSegment,
-    endSegment: startSegment + batchSize - 1,
+    endSegment,
     videoSourcePath: `/v/${id}.mp4`,
-    videoStartOffset: startSegment * (view?.segmentDuration ?? 6),
+    videoStartOffset: startSegment * segmentDuration,
+    qualities,
   };
+  switch (op.wrong) {
+    case null:
+      return input;
+    case 'offset':
+      return { ...input, videoStartOffset: input.videoStartOffset + 1 };
+    case 'path':
+      return { ...input, videoSourcePath: `/v/${id}-other.mp4` };
+    case 'pastEnd':
+      return { ...input, endSegment: (last ?? endSegment) + 1 };
+    case 'backwards':
+      return { ...input, endSegment: startSegment - 1, startSegment };
+    case 'number':
+      return { ...input, batchNumber: Math.max(0, batchNumber + op.by) };
+    case 'noQualities':
+      return { ...input, qualities: [] };
+    case 'misses': {
+      const from = (need?.startSegment ?? startSegment) + 1;
+      return {
+        ...input,
+        startSegment: from,
+        endSegment: Math.max(from, endSegment),
+        videoStartOffset: from * segmentDuration,
+      };
+    }
+  }
+}
+
+function releaseInput(
+  op: Extract<Op, { kind: 'release' }>,
+  view: StreamSessionView | null,
+): ReleaseSegmentsInput {
+  const { range } = op;
+  let startSegment = 0;
+  let endSegment = 0;
+  if (range.at === 'covered') {
+    const ranges = view?.coverage ?? [];
+    const covered = ranges[range.index % Math.max(1, ranges.length)];
+    startSegment = Math.max(0, (covered?.startSegment ?? view?.startSegment ?? 0) + range.from);
+    endSegment = startSegment + range.length - 1;
+  } else if (range.at === 'batch') {
+    // A complete one, whose segments are made (else any).
+    const all = view?.batches ?? [];
+    const complete = all.filter((b) => b.isComplete);
+    const batches = complete.length > 0 ? complete : all;
+    const batch = batches[range.index % Math.max(1, batches.length)];
+    startSegment = Math.max(0, (batch?.startSegment ?? 0) - range.before);
+    endSegment = Math.max(startSegment, (batch?.endSegment ?? 0) + range.after);
+  } else {
+    endSegment = Math.max(0, (view?.slowestSegment ?? 1) - 1);
+  }
+  return { streamSessionId: op.id, startSegment, endSegment, qualities: op.qualities };
 }
 
 const opened = new Set<Side>();
@@ -780,7 +1275,7 @@ async function runSequence(ops: readonly Op[]): Promise<void> {
   opened.add(memory);
   const redis = await makeSide('redis', clock, keyPrefix);
   opened.add(redis);
-  const run = new Run(memory, redis);
+  const run = new Run(memory, redis, clock);
   const trail: string[] = [];
   try {
     for (const [index, op] of ops.entries()) {
@@ -811,16 +1306,24 @@ async function runSequence(ops: readonly Op[]): Promise<void> {
   }
 }
 
+/** What the test keeps of one session (while it lives) to work out its calls. */
+interface Track {
+  readonly createdAt: number;
+  high: number;
+  readonly stalledAt: Map<number, number>;
+}
+
 /** Both sides of one sequence, and what the memory side (the reference) showed last. */
 class Run implements Known {
   private readonly watches: { memory: Watch; redis: Watch };
   private latest: Awaited<ReturnType<typeof views>> | null = null;
-  private readonly lastNeeds = new Map<string, BatchNeededEvent>();
+  private readonly tracks = new Map<string, Track>();
   private barriers = 0;
 
   constructor(
     private readonly memory: Side,
     private readonly redis: Side,
+    private readonly clock: ManualClock,
   ) {
     this.watches = { memory: new Watch(memory, true), redis: new Watch(redis, false) };
   }
@@ -829,8 +1332,16 @@ class Run implements Known {
     return this.latest?.sessions[id] ?? null;
   }
 
-  lastNeed(id: string): BatchNeededEvent | undefined {
-    return this.lastNeeds.get(id);
+  pending(id: string): readonly BatchNeededEvent[] {
+    return (this.latest?.pending ?? []).filter((n) => n.streamSession.id === id);
+  }
+
+  claimedHigh(id: string): number {
+    return this.tracks.get(id)?.high ?? 0;
+  }
+
+  stalledAt(id: string, batchNumber: number): number | undefined {
+    return this.tracks.get(id)?.stalledAt.get(batchNumber);
   }
 
   /** Makes one call on both sides, waits for what it announced, and compares everything. */
@@ -864,10 +1375,31 @@ class Run implements Known {
     same('views', now[0], now[1]);
     compareAnnouncements(this.watches, from, sweeping, timeline);
     this.latest = now[0];
-    for (const need of memory.needs.slice(from.needs[0])) {
-      this.lastNeeds.set(need.streamSession.id, need);
+    this.track(memory.needs.slice(from.needs[0]));
+  }
+
+  /** Keeps, per live session, its highest claim and when its batches stalled. */
+  private track(announced: readonly BatchNeededEvent[]): void {
+    for (const id of SESSION_IDS) {
+      const view = this.view(id);
+      if (view === null) {
+        this.tracks.delete(id);
+        continue;
+      }
+      let track = this.tracks.get(id);
+      if (track === undefined || track.createdAt !== view.createdAt) {
+        track = { createdAt: view.createdAt, high: 0, stalledAt: new Map() };
+        this.tracks.set(id, track);
+      }
+      for (const batch of [...view.batches, ...(view.currentBatch ? [view.currentBatch] : [])]) {
+        track.high = Math.max(track.high, batch.batchNumber + 1);
+      }
     }
-    for (const { id } of memory.ended.slice(from.ended[0])) this.lastNeeds.delete(id);
+    for (const need of announced) {
+      if (need.reason !== 'STALLED') continue;
+      // Stalled at the instant of the change that announced it (the sweep's).
+      this.tracks.get(need.streamSession.id)?.stalledAt.set(need.batchNumber, this.clock.now());
+    }
   }
 
   /** A new encoder subscribes on each side: both must replay the same pending needs. */

@@ -50,6 +50,7 @@ export const SCRIPTS = {
   hbcRemove: script('remove-client.lua'),
   hbcSetBatch: script('set-current-batch.lua'),
   hbcComplete: script('complete-batch.lua'),
+  hbcRelease: script('release-segments.lua'),
   hbcExpireClient: script('expire-client.lua'),
   hbcStallBatch: script('stall-batch.lua'),
   hbcEndIdle: script('end-idle-session.lua'),

@@ -2,18 +2,22 @@ import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import type { CoordinatorEvent, EventBus, Unsubscribe } from '../events.js';
 import type { BatchNeed, BatchNeededEvent, StreamSessionView } from '../model.js';
-import { normalize } from './normalize.js';
+import { list, normalize } from './normalize.js';
 
 const READ_ATTEMPTS = 20;
 const READ_RETRY_DELAY = 250; // ms: 5 s in all, longer than a reconnection takes
 /** Stream sessions whose last delivered need is remembered (for the resync after a reconnect). */
 const REMEMBERED_SESSIONS = 100_000;
 
-/** What the store's scripts publish: a need without its session view (see scripts/prelude.lua). */
-interface PublishedNeed {
+/**
+ * What the store's scripts publish for a change that announced needs: the
+ * needs, in order, without their session view (see publish in
+ * scripts/prelude.lua). One message per change, so that the view is read once.
+ */
+interface PublishedNeeds {
   readonly type: 'batchNeeded';
   readonly streamSessionId: string;
-  readonly need: BatchNeed & { readonly sequence: number };
+  readonly needs: ReadonlyArray<BatchNeed & { readonly sequence: number }>;
 }
 
 /**
@@ -92,14 +96,14 @@ export class RedisEventBus implements EventBus {
   }
 
   private async deliver(message: string): Promise<void> {
-    let event: CoordinatorEvent | null;
+    let events: readonly CoordinatorEvent[];
     try {
-      event = await this.complete(JSON.parse(message) as CoordinatorEvent | PublishedNeed);
+      events = await this.complete(JSON.parse(message) as CoordinatorEvent | PublishedNeeds);
     } catch (error) {
       this.onError(error);
       return;
     }
-    if (event !== null) this.emit(event);
+    for (const event of events) this.emit(event);
   }
 
   /** Hands an event to every listener; a need no newer than one already delivered is a repeat. */
@@ -125,20 +129,22 @@ export class RedisEventBus implements EventBus {
     }
   }
 
-  /** A need from a script gets the session it is about; a session gone since drops it. */
+  /**
+   * The needs of a change from a script get the session they are about (one
+   * read for them all); a session gone since drops them.
+   */
   private async complete(
-    message: CoordinatorEvent | PublishedNeed,
-  ): Promise<CoordinatorEvent | null> {
-    if (!('need' in message)) return message;
+    message: CoordinatorEvent | PublishedNeeds,
+  ): Promise<readonly CoordinatorEvent[]> {
+    if (!('needs' in message)) return [message];
     // No listener, no read: the view is built only for someone to see it.
-    if (this.listeners.size === 0) return null;
+    if (this.listeners.size === 0) return [];
     const session = await this.withRetries(() => this.resolveSession(message.streamSessionId));
-    if (session === null) return null;
-    const { need } = message;
-    return {
+    if (session === null) return [];
+    return list(message.needs).map((need) => ({
       type: 'batchNeeded',
       event: { ...normalize(need), streamSession: session },
-    };
+    }));
   }
 
   /** Resolves once the subscription is in place (so no event published after is missed). */

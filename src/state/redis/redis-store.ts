@@ -1,22 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import { Redis, ReplyError } from 'ioredis';
 import { shouldGenerateNextBatch } from '../batch-need.js';
-import { ConflictError, DomainError, NotFoundError } from '../errors.js';
-import type {
-  BatchNeed,
-  BatchNeededEvent,
-  BatchState,
-  ClientPosition,
-  Instant,
-  Quality,
-  SetCurrentBatchInput,
-  StreamSessionSettings,
-  StreamSessionView,
-  UpdateClientPositionInput,
+import { type CoveragePiece, mergeCoverage } from '../coverage.js';
+import { ConflictError, DomainError, InvalidInputError, NotFoundError } from '../errors.js';
+import {
+  type BatchNeed,
+  type BatchNeededEvent,
+  type BatchState,
+  type ClientPosition,
+  type CoveredRange,
+  type Instant,
+  QUALITIES,
+  type Quality,
+  type ReleaseSegmentsInput,
+  type SetCurrentBatchInput,
+  type StreamSessionSettings,
+  type StreamSessionView,
+  type UpdateClientPositionInput,
 } from '../model.js';
 import type { Change, DueWork, StreamSessionStore, Timeouts } from '../store.js';
 import { SCRIPTS } from './lua.js';
-import { normalize } from './normalize.js';
+import { list, normalize, publicBatch } from './normalize.js';
 import { RedisEventBus } from './redis-event-bus.js';
 
 /** The store could not be reached: the change may be retried. */
@@ -53,19 +57,24 @@ type Scripted = Redis & Record<ScriptName, (...args: (string | number)[]) => Pro
 
 interface LuaReply<T> {
   result: T;
-  /** The need the script announced (and published itself), or false. */
-  announcement: (BatchNeed & { sequence: number }) | false;
+  /**
+   * The needs the script announced (and published itself), in order;
+   * absent or {} (cjson's empty list) when none.
+   */
+  announced?: Array<BatchNeed & { sequence: number }> | Record<string, never>;
   /** True when the change had already been made. */
   repeated?: boolean;
 }
 
 /**
  * All state in Redis, for several instances behind one load balancer. Each
- * change is one Lua script: one round trip, atomic, with the batch-need
- * decision and its dedupe inside, so a need is announced once across the
- * cluster; the script also publishes the events the change causes, and
- * `events` delivers them to this instance's listeners. Reads of a whole
- * session are one MULTI.
+ * change is one Lua script: one round trip, atomic, with contract v2's rules
+ * inside (scripts/prelude.lua mirrors coverage.ts and StreamSession), so a
+ * need is announced once across the cluster; the script also publishes the
+ * events the change causes, and `events` delivers them to this instance's
+ * listeners. A position update inside the client's safe range reads nothing
+ * of the session (the hot path, update-client-position.lua). Reads of a
+ * whole session are one MULTI; its view is built here, as StreamSession.view.
  */
 export class RedisStore implements StreamSessionStore {
   /** Delivers what the scripts publish (any instance's changes) to this instance. */
@@ -133,11 +142,17 @@ export class RedisStore implements StreamSessionStore {
       settings.batchSize,
       settings.threshold,
       settings.startSegment,
+      settings.durationSeconds ?? '',
+      settings.lastSegment ?? '',
+      settings.qualities.join(','),
       now,
     );
     const view: StreamSessionView = {
       ...settings,
       currentBatch: null,
+      batches: [],
+      stalledBatches: [],
+      coverage: [],
       clientPositions: [],
       furthestSegment: null,
       slowestSegment: null,
@@ -150,7 +165,7 @@ export class RedisStore implements StreamSessionStore {
   }
 
   async endStreamSession(id: string, now: Instant): Promise<Change<boolean>> {
-    return { result: (await this.call('hbcEnd', id, now)) === 1, announced: null };
+    return { result: (await this.call('hbcEnd', id, now)) === 1, announced: NONE };
   }
 
   async updateClientPosition(
@@ -193,11 +208,12 @@ export class RedisStore implements StreamSessionStore {
       input.endSegment,
       input.videoSourcePath,
       input.videoStartOffset,
+      JSON.stringify(input.qualities ?? null),
       now,
       this.timeouts.batchTimeout,
     );
     return {
-      result: batch(reply.result),
+      result: publicBatch(reply.result),
       announced: announced(reply),
     };
   }
@@ -209,10 +225,22 @@ export class RedisStore implements StreamSessionStore {
   ): Promise<Change<BatchState>> {
     const reply = await this.run<BatchState>('hbcComplete', streamSessionId, batchNumber, now);
     return {
-      result: batch(reply.result),
+      result: publicBatch(reply.result),
       announced: announced(reply),
       repeated: reply.repeated === true,
     };
+  }
+
+  async releaseSegments(input: ReleaseSegmentsInput, now: Instant): Promise<Change<boolean>> {
+    const reply = await this.run<boolean>(
+      'hbcRelease',
+      input.streamSessionId,
+      input.startSegment,
+      input.endSegment,
+      JSON.stringify(input.qualities ?? null),
+      now,
+    );
+    return { result: reply.result, announced: announced(reply) };
   }
 
   async getStreamSession(id: string): Promise<StreamSessionView | null> {
@@ -247,9 +275,16 @@ export class RedisStore implements StreamSessionStore {
     const needs = JSON.parse(
       (await this.call('hbcPending', streamSessionId ?? '')) as string,
     ) as Array<BatchNeed & { sequence: number; streamSessionId: string }>;
+    // One view per session, shared by its needs (as MemoryStore.pendingNeeds).
+    const views = new Map<string, Promise<StreamSessionView | null>>();
     const events = await Promise.all(
       needs.map(async ({ streamSessionId: id, ...need }) => {
-        const session = await this.getStreamSession(id);
+        let view = views.get(id);
+        if (view === undefined) {
+          view = this.getStreamSession(id);
+          views.set(id, view);
+        }
+        const session = await view;
         return session && { ...normalize(need), streamSession: session };
       }),
     );
@@ -309,7 +344,7 @@ export class RedisStore implements StreamSessionStore {
 
   async endIdleSession(streamSessionId: string, now: Instant): Promise<Change<boolean>> {
     const reply = await this.call('hbcEndIdle', streamSessionId, now, this.timeouts.idleTimeout);
-    return { result: reply === 1, announced: null };
+    return { result: reply === 1, announced: NONE };
   }
 
   async countClients(): Promise<number> {
@@ -356,6 +391,7 @@ export class RedisStore implements StreamSessionStore {
       const [code, ...rest] = message.split(' ');
       if (code === 'NOT_FOUND') throw new NotFoundError(rest.join(' '));
       if (code === 'CONFLICT') throw new ConflictError(rest.join(' '));
+      if (code === 'BAD_USER_INPUT') throw new InvalidInputError(rest.join(' '));
       // Any other reply from Redis is a fault of ours (a script error): not an outage.
       if (error instanceof ReplyError) throw error;
       this.markDown();
@@ -385,18 +421,27 @@ export class RedisStore implements StreamSessionStore {
   }
 }
 
+const NONE: readonly BatchNeed[] = Object.freeze([]);
+
 /** What a script's reply says it announced, for the coordinator's observer. */
-function announced(reply: LuaReply<unknown>): BatchNeed | null {
-  return reply.announcement === false || reply.announcement === undefined
-    ? null
-    : normalize(reply.announcement);
+function announced(reply: LuaReply<unknown>): readonly BatchNeed[] {
+  const needs = list(reply.announced);
+  return needs.length === 0 ? NONE : needs.map(normalize);
 }
 
-function batch(b: BatchState): BatchState {
-  return { ...b, generationEnded: b.generationEnded ?? null };
+/** A batch as a script stores it (BatchRecord in stream-session.ts). */
+interface StoredBatch extends BatchState {
+  readonly stalls: number;
 }
 
-/** A session as the API shows it, from its keys (their legend: scripts/prelude.lua). */
+const bySessionId = (a: ClientPosition, b: ClientPosition) =>
+  a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0;
+
+/**
+ * A session as the API shows it, from its keys (their legend:
+ * scripts/prelude.lua): StreamSession.view. The coverage is merged here, by
+ * coverage.ts's own mergeCoverage, as StreamSession.coverage merges it.
+ */
 function view(
   id: string,
   s: Record<string, string>,
@@ -404,7 +449,28 @@ function view(
   top: string[],
   bottom: string[],
 ): StreamSessionView {
-  const currentBatch = s.currentBatch ? batch(JSON.parse(s.currentBatch) as BatchState) : null;
+  const currentBatch = s.currentBatch ? publicBatch(JSON.parse(s.currentBatch)) : null;
+  const stored = list<StoredBatch>(JSON.parse(s.batches ?? '[]')).sort(
+    (a, b) => a.batchNumber - b.batchNumber,
+  );
+  const batches = stored.map(publicBatch);
+  const made = JSON.parse(s.made ?? '{}') as Partial<Record<Quality, Array<[number, number]>>>;
+  const coverage: CoveredRange[] = [];
+  for (const quality of QUALITIES) {
+    const pieces: CoveragePiece[] = list(made[quality]).map(([start, end]) => ({
+      start,
+      end,
+      open: false,
+    }));
+    for (const batch of batches) {
+      if (!batch.isComplete && batch.qualities.includes(quality)) {
+        pieces.push({ start: batch.startSegment, end: batch.endSegment, open: true });
+      }
+    }
+    for (const range of mergeCoverage(pieces)) {
+      coverage.push({ quality, startSegment: range.start, endSegment: range.end });
+    }
+  }
   const clientPositions: ClientPosition[] = Object.entries(clients)
     .map(([sessionId, value]) => {
       const [segment, quality, lastUpdated] = value.split('|');
@@ -415,9 +481,10 @@ function view(
         lastUpdated: Number(lastUpdated),
       };
     })
-    .sort((a, b) => (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0));
+    .sort(bySessionId);
   const furthestSegment = top.length === 2 ? Number(top[1]) : null;
   const threshold = Number(s.threshold);
+  const current = currentBatch && stored.find((b) => b.batchNumber === currentBatch.batchNumber);
   return {
     id,
     videoSourcePath: s.videoSourcePath as string,
@@ -425,13 +492,19 @@ function view(
     batchSize: Number(s.batchSize),
     threshold,
     startSegment: Number(s.startSegment),
+    durationSeconds: s.durationSeconds ? Number(s.durationSeconds) : null,
+    lastSegment: s.lastSegment ? Number(s.lastSegment) : null,
+    qualities: (s.qualities ?? '').split(',').filter((q) => q !== '') as Quality[],
     currentBatch,
+    batches,
+    stalledBatches: stored.filter((b) => b.stalls > 0).map((b) => b.batchNumber),
+    coverage,
     clientPositions,
     furthestSegment,
     slowestSegment: bottom.length === 2 ? Number(bottom[1]) : null,
     shouldGenerateNextBatch: shouldGenerateNextBatch(currentBatch, furthestSegment, threshold),
-    // The stall count since the last claim; a claim or a completion resets it.
-    currentBatchStalled: Number(s.stalls) > 0,
+    // Stalls since its last claim; a claim or a completion resets them.
+    currentBatchStalled: (current?.stalls ?? 0) > 0,
     createdAt: Number(s.createdAt),
     updatedAt: Number(s.updatedAt),
   };
