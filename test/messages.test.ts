@@ -44,6 +44,8 @@ describe('message', () => {
       claimMissesQualities:
         "Batch 3 of stream session 'abc' must make the renditions it was announced for (480p).",
       stalledRange: "Batch 3 of stream session 'abc' stalled: claim its range 10-29 again.",
+      stalledQualities:
+        "Batch 3 of stream session 'abc' stalled: claim it again in its renditions (480p).",
       claimOverlapsBatch:
         "Batch 3 of stream session 'abc' overlaps batch 1 (segments 10-29), still being generated in a shared rendition.",
       claimOverlapsNeed:

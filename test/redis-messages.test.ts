@@ -163,6 +163,9 @@ describe('each NOT_FOUND, CONFLICT and BAD_USER_INPUT', () => {
     const deadline = 3 + defaultConfig.batchTimeout;
     expect((await s.stallBatch('m1', 0, deadline)).result).toBe(true);
     const stalledRange = await raised(() => s.setCurrentBatch(claim(0, 0, 18), deadline));
+    const stalledQualities = await raised(() =>
+      s.setCurrentBatch(claim(0, 0, 19, { qualities: ['480p'] }), deadline),
+    );
     await s.completeBatch('m1', 0, deadline + 1);
     const done = {
       batchComplete: await raised(() => s.setCurrentBatch(claim(0, 0, 19), deadline + 2)),
@@ -174,7 +177,7 @@ describe('each NOT_FOUND, CONFLICT and BAD_USER_INPUT', () => {
     const claimOverlapsNeed = await raised(() =>
       s.setCurrentBatch(claim(2, 25, 44, { qualities: ['1080p', '720p'] }), deadline + 5),
     );
-    return { ...early, ...inFlight, stalledRange, ...done, claimOverlapsNeed };
+    return { ...early, ...inFlight, stalledRange, stalledQualities, ...done, claimOverlapsNeed };
   }
 
   it('reads the same from Redis as from memory, one of each message', async () => {

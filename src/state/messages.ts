@@ -33,6 +33,8 @@ export const MESSAGES = {
     "Batch {batchNumber} of stream session '{id}' must make the renditions it was announced for ({qualities}).",
   stalledRange:
     "Batch {batchNumber} of stream session '{id}' stalled: claim its range {startSegment}-{endSegment} again.",
+  stalledQualities:
+    "Batch {batchNumber} of stream session '{id}' stalled: claim it again in its renditions ({qualities}).",
   claimOverlapsBatch:
     "Batch {batchNumber} of stream session '{id}' overlaps batch {other} (segments {startSegment}-{endSegment}), still being generated in a shared rendition.",
   claimOverlapsNeed:

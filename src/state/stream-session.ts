@@ -362,6 +362,15 @@ export class StreamSession {
           }),
         );
       }
+      if (input.qualities && sortQualities(input.qualities).join() !== existing.qualities.join()) {
+        throw new ConflictError(
+          message('stalledQualities', {
+            id: this.id,
+            batchNumber: n,
+            qualities: existing.qualities.join(', '),
+          }),
+        );
+      }
       this.needs.delete(n);
       const batch: BatchRecord = {
         ...existing,

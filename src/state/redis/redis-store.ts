@@ -285,7 +285,14 @@ export class RedisStore implements StreamSessionStore {
           views.set(id, view);
         }
         const session = await view;
-        return session && { ...normalize(need), streamSession: session };
+        // As announced, with the furthest client now (MemoryStore.pendingNeeds).
+        return (
+          session && {
+            ...normalize(need),
+            furthestSegment: session.furthestSegment,
+            streamSession: session,
+          }
+        );
       }),
     );
     return events.filter((e) => e !== null);

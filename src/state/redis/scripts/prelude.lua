@@ -369,10 +369,12 @@ local function pendingSpans(S, quality)
 end
 
 -- StreamSession.merged: the merged coverage of a rendition, made and in
--- flight, plus pending needs when `withPending`.
-local function merged(S, quality, withPending)
+-- flight, plus pending needs when `withPending` (but the need numbered
+-- `without`, when given: not cached).
+local function merged(S, quality, withPending, without)
   local key = withPending and (quality .. '+') or quality
-  local ranges = S.cache[key]
+  local ranges = nil
+  if without == nil then ranges = S.cache[key] end
   if ranges then return ranges end
   local pieces = {}
   for _, span in ipairs(S.made[quality] or {}) do
@@ -385,11 +387,11 @@ local function merged(S, quality, withPending)
   end
   if withPending then
     for _, need in ipairs(pendingSpans(S, quality)) do
-      pieces[#pieces + 1] = { s = need.s, e = need.e, open = true }
+      if need.n ~= without then pieces[#pieces + 1] = { s = need.s, e = need.e, open = true } end
     end
   end
   ranges = mergeCoverage(pieces)
-  S.cache[key] = ranges
+  if without == nil then S.cache[key] = ranges end
   return ranges
 end
 
@@ -399,7 +401,7 @@ local function servedIn(S, range, segment)
 end
 
 -- evaluate in coverage.ts: the verdict on a client at `segment` in `quality`:
--- { served = true, lo, hi, needs } or { served = false, reason, start }.
+-- { served = true, lo, hi, needs } or { served = false, reason, start, needs }.
 local function evaluate(S, segment, quality)
   local full = merged(S, quality, true)
   local range = findRange(full, segment)
@@ -412,24 +414,33 @@ local function evaluate(S, segment, quality)
     end
     local from = segment
     if solid ~= nil then from = solid.e + 1 end
+    -- Each pending need without which it would not be served.
     local needs = {}
     for _, need in ipairs(pendingSpans(S, quality)) do
-      if need.e >= from and need.s <= range.e then needs[#needs + 1] = need.n end
+      if need.e >= from and need.s <= range.e then
+        local rest = findRange(merged(S, quality, true, need.n), segment)
+        if rest == nil or not servedIn(S, rest, segment) then needs[#needs + 1] = need.n end
+      end
     end
     return { served = true, lo = EMPTY_LO, hi = EMPTY_HI, needs = needs }
   end
   if range ~= nil then
-    return { served = false, reason = 'APPROACHING_END', start = range.e + 1 }
+    -- The pending needs of its range from its segment on: it plays through them.
+    local needs = {}
+    for _, need in ipairs(pendingSpans(S, quality)) do
+      if need.e >= segment and need.s <= range.e then needs[#needs + 1] = need.n end
+    end
+    return { served = false, reason = 'APPROACHING_END', start = range.e + 1, needs = needs }
   end
   for _, other in ipairs(QUALITIES) do
     if other ~= quality and findRange(merged(S, other, true), segment) ~= nil then
-      return { served = false, reason = 'QUALITY_CHANGE', start = segment }
+      return { served = false, reason = 'QUALITY_CHANGE', start = segment, needs = {} }
     end
   end
   if nextStartAfter(full, segment) == nil then
-    return { served = false, reason = 'SEEK_AHEAD', start = segment }
+    return { served = false, reason = 'SEEK_AHEAD', start = segment, needs = {} }
   end
-  return { served = false, reason = 'SEEK_BACK', start = segment }
+  return { served = false, reason = 'SEEK_BACK', start = segment, needs = {} }
 end
 
 -- needEnd in coverage.ts: a batch's length from `start`, cut at the last
@@ -470,16 +481,24 @@ local function announce(S, reason, n, start, finish, qualities, videoStartOffset
   S.outbox[#S.outbox + 1] = need
 end
 
--- StreamSession.attach: records a served client's verdict.
+-- StreamSession.attach: records a client's verdict: its safe range (served),
+-- or the pending needs it relies on; only needs that can be withdrawn are
+-- counted (FIRST_BATCH never is).
 local function attach(S, slot, verdict)
-  slot.lo = verdict.lo
-  slot.hi = verdict.hi
-  if #verdict.needs == 0 then return end
-  slot.deps = verdict.needs
-  for _, n in ipairs(verdict.needs) do
-    local key = tostring(n)
-    S.needClients[key] = (S.needClients[key] or 0) + 1
+  if verdict.served then
+    slot.lo = verdict.lo
+    slot.hi = verdict.hi
   end
+  local counted = {}
+  for _, n in ipairs(verdict.needs) do
+    local need = findNeed(S, n)
+    if n ~= 0 and not (need ~= nil and need.reason == 'FIRST_BATCH') then
+      counted[#counted + 1] = n
+      local key = tostring(n)
+      S.needClients[key] = (S.needClients[key] or 0) + 1
+    end
+  end
+  if #counted > 0 then slot.deps = counted end
 end
 
 -- StreamSession.detach: forgets what a client relied on; returns those needs.
@@ -522,39 +541,43 @@ local function settle(S, slots)
   table.sort(sorted, function(a, b) return a.sid < b.sid end)
   -- A Set of numbers, in insertion order.
   local released, seen = {}, {}
-  for _, slot in ipairs(sorted) do
-    for _, n in ipairs(detach(S, slot)) do
+  local function release(numbers)
+    for _, n in ipairs(numbers) do
       if not seen[n] then
         seen[n] = true
         released[#released + 1] = n
       end
     end
   end
+  for _, slot in ipairs(sorted) do release(detach(S, slot)) end
   local unserved = {}
   for _, slot in ipairs(sorted) do
     local verdict = evaluate(S, slot.seg, slot.q)
-    if verdict.served then attach(S, slot, verdict) else unserved[#unserved + 1] = slot end
+    attach(S, slot, verdict)
+    if not verdict.served then unserved[#unserved + 1] = slot end
   end
+  -- Before any new need is numbered (a seek's need takes the number its
+  -- client gave up), and again at the end.
   withdrawOrphans(S, released)
+  released, seen = {}, {}
   while #unserved > 0 do
     local verdicts, still = {}, {}
     local start = math.huge
     for _, slot in ipairs(unserved) do
+      release(detach(S, slot))
       local verdict = evaluate(S, slot.seg, slot.q)
-      if verdict.served then
-        attach(S, slot, verdict)
-      else
+      attach(S, slot, verdict)
+      if not verdict.served then
         verdicts[slot] = verdict
         still[#still + 1] = slot
         if verdict.start < start then start = verdict.start end
       end
     end
     if #still == 0 then break end
-    local group, inGroup, qualities = {}, {}, {}
+    local group, qualities = {}, {}
     for _, slot in ipairs(still) do
       if verdicts[slot].start == start then
         group[#group + 1] = slot
-        inGroup[slot] = true
         qualities[#qualities + 1] = slot.q
       end
     end
@@ -567,14 +590,11 @@ local function settle(S, slots)
     qualities = sortQualities(qualities)
     local n = nextNumber(S)
     announce(S, reason, n, start, needEnd(S, start, qualities), qualities)
-    for _, slot in ipairs(group) do
-      attach(S, slot, { lo = EMPTY_LO, hi = EMPTY_HI, needs = { n } })
-    end
-    unserved = {}
-    for _, slot in ipairs(still) do
-      if not inGroup[slot] then unserved[#unserved + 1] = slot end
-    end
+    -- Decided again with the need in place: a need cut short before a range
+    -- that ends too close may leave them unserved still.
+    unserved = still
   end
+  withdrawOrphans(S, released)
 end
 
 -- ---------------------------------------------------------------------------

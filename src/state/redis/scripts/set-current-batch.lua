@@ -48,6 +48,11 @@ if need ~= nil and need.reason == 'STALLED' and existing ~= nil then
     return fail('CONFLICT', 'stalledRange', { id = id, batchNumber = n,
       startSegment = existing.startSegment, endSegment = existing.endSegment })
   end
+  if given ~= nil
+      and table.concat(sortQualities(given), ',') ~= table.concat(existing.qualities, ',') then
+    return fail('CONFLICT', 'stalledQualities', { id = id, batchNumber = n,
+      qualities = table.concat(existing.qualities, ', ') })
+  end
   deleteNeed(S, n)
   existing.generationStarted = now
   existing.stalls = 0
@@ -128,11 +133,10 @@ local relying = {}
 if need ~= nil then
   deleteNeed(S, n)
   S.needClients[tostring(n)] = nil
-  -- Its clients relied on the need; the batch may cover less than it did.
-  local h = redis.call('HGETALL', ckey(id))
-  for i = 1, #h, 2 do
-    local slot = parseClient(h[i], h[i + 1])
-    if contains(slot.deps, n) then relying[#relying + 1] = slot end
+  -- Clients that relied on pending needs are decided again: the batch may
+  -- cover less than the need did.
+  for _, slot in ipairs(clientsOf(S, need.qualities)) do
+    if slot.lo > slot.hi then relying[#relying + 1] = slot end
   end
   settle(S, relying)
 end
