@@ -335,9 +335,20 @@ describe('evaluate', () => {
     });
 
     it('a pending need alone (nothing made) serves a client in it', () => {
+      const input = rules({ [Q720P]: { pending: [[0, 19, 3]] } });
+      expect(evaluate(input, 0, Q720P)).toEqual(relying([3]));
+      expect(evaluate(input, 19, Q720P)).toEqual(relying([3]));
+    });
+
+    it('in FIRST_BATCH (0) with nothing made or in flight after it: safe anywhere in it', () => {
+      // The hot path while the first batch waits for an encoder: it is never
+      // withdrawn, and its claim decides every client of its renditions again.
       const input = rules({ [Q720P]: { pending: [[0, 19, 0]] } });
-      expect(evaluate(input, 0, Q720P)).toEqual(relying([0]));
-      expect(evaluate(input, 19, Q720P)).toEqual(relying([0]));
+      expect(evaluate(input, 0, Q720P)).toEqual(served(0, 19, [0]));
+      expect(evaluate(input, 19, Q720P)).toEqual(served(0, 19, [0]));
+      // A batch in flight right after it: decided on every move instead.
+      const followed = rules({ [Q720P]: { pending: [[0, 19, 0]], inFlight: [[20, 39]] } });
+      expect(evaluate(followed, 5, Q720P)).toEqual(relying([0]));
     });
 
     it('a client in a need relies on it, not on the needs before it or on other ranges', () => {

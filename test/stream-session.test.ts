@@ -2239,3 +2239,17 @@ describe('StreamSession: a client unserved in a range keeps the needs it will pl
     expect(pending(s)).toEqual(['SEEK_BACK #2 1-1 1080p', 'APPROACHING_END #3 3-3 1080p']);
   });
 });
+
+describe('StreamSession: clients waiting in FIRST_BATCH', () => {
+  it('move on the hot path inside it, and are decided again when it is claimed shorter', () => {
+    const s = newSession();
+    s.takeAnnounced();
+    const slot = s.updateClientPosition('a', 3, Q720P, T0 + 1);
+    expect(safe(slot)).toEqual([0, 19]);
+    s.updateClientPosition('a', 16, Q720P, T0 + 2);
+    expect(announced(s)).toEqual([]);
+    // Claimed as 0-9 only: 16 is no longer covered, so a need comes at once.
+    s.setCurrentBatch(claim(0, 0, 9), T0 + 3);
+    expect(announced(s)).toEqual(['SEEK_AHEAD #1 16-35 720p']);
+  });
+});

@@ -203,6 +203,20 @@ export function evaluate(input: CoverageInput, segment: number, quality: Quality
       const rest = findRange(input.merged(quality, true, need.batchNumber), segment);
       if (rest === null || !servedIn(input, rest, segment)) needs.push(need.batchNumber);
     }
+    // Waiting in the first batch (0, FIRST_BATCH, never withdrawn) with nothing
+    // made or in flight right after it: served anywhere in it until it is
+    // claimed (which decides every client of its renditions again) or a batch
+    // completes or is released (which decide them all again too).
+    if (needs.length === 1 && needs[0] === FIRST) {
+      const first = input.pendingNeeds(quality).find((need) => need.batchNumber === FIRST);
+      if (
+        first !== undefined &&
+        segment >= first.start &&
+        findRange(input.merged(quality, false), first.end + 1) === null
+      ) {
+        return { served: true, lo: first.start, hi: first.end, needs };
+      }
+    }
     return { served: true, lo: 1, hi: 0, needs };
   }
   if (range !== null) {
@@ -237,6 +251,8 @@ export function evaluate(input: CoverageInput, segment: number, quality: Quality
 }
 
 const NO_NEEDS: readonly number[] = Object.freeze([]);
+/** FIRST_BATCH's number: pending as 0 only while the first batch is unclaimed. */
+const FIRST = 0;
 
 /**
  * Where a need from `start` in `qualities` ends: a batch's length, cut at the

@@ -453,7 +453,10 @@ export class StreamSession {
       this.needClients.delete(n);
       // Clients that relied on pending needs are decided again: the batch may
       // cover less than the need did.
-      const relying = this.clientsOf(need.qualities).filter((slot) => slot.lo > slot.hi);
+      // (Those waiting in FIRST_BATCH have a safe range within it: all of its.)
+      const relying = this.clientsOf(need.qualities).filter(
+        (slot) => slot.lo > slot.hi || need.reason === BatchNeededReason.FIRST_BATCH,
+      );
       this.settle(relying);
     }
     return this.current;

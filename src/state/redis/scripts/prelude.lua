@@ -422,6 +422,15 @@ local function evaluate(S, segment, quality)
         if rest == nil or not servedIn(S, rest, segment) then needs[#needs + 1] = need.n end
       end
     end
+    -- Waiting in FIRST_BATCH (0) with nothing made or in flight right after it.
+    if #needs == 1 and needs[1] == 0 then
+      for _, need in ipairs(pendingSpans(S, quality)) do
+        if need.n == 0 and segment >= need.s
+            and findRange(merged(S, quality, false), need.e + 1) == nil then
+          return { served = true, lo = need.s, hi = need.e, needs = needs }
+        end
+      end
+    end
     return { served = true, lo = EMPTY_LO, hi = EMPTY_HI, needs = needs }
   end
   if range ~= nil then

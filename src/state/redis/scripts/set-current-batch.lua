@@ -136,7 +136,7 @@ if need ~= nil then
   -- Clients that relied on pending needs are decided again: the batch may
   -- cover less than the need did.
   for _, slot in ipairs(clientsOf(S, need.qualities)) do
-    if slot.lo > slot.hi then relying[#relying + 1] = slot end
+    if slot.lo > slot.hi or need.reason == 'FIRST_BATCH' then relying[#relying + 1] = slot end
   end
   settle(S, relying)
 end
