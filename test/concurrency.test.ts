@@ -711,11 +711,11 @@ describe('concurrency', () => {
     ).toEqual(want);
     expect((await server.app.store.countClients()) - clientsBefore).toBe(want.length);
 
-    // Every announcement was well formed and never the previous one again.
+    // Every announcement was well formed.
     const events = needs.events.map((e) => e.data?.batchNeeded);
     expect(events.length).toBeGreaterThan(0);
     let announcedHigh = -1;
-    events.forEach((n, i) => {
+    events.forEach((n) => {
       expect(n.streamSession.id).toBe(id);
       // v2: cut short before the next covered range of its renditions.
       expect(n.endSegment - n.startSegment + 1).toBeGreaterThanOrEqual(1);
@@ -724,14 +724,11 @@ describe('concurrency', () => {
       // v2: several needs may be pending, so numbers run ahead of claims, one at a time.
       expect(n.batchNumber).toBeLessThanOrEqual(Math.max(numbers.at(-1)!, announcedHigh) + 1);
       announcedHigh = Math.max(announcedHigh, n.batchNumber);
-      const prev = events[i - 1];
-      if (prev) {
-        expect([n.reason, n.batchNumber, n.startSegment]).not.toEqual([
-          prev.reason,
-          prev.batchNumber,
-          prev.startSegment,
-        ]);
-      }
+      // (v1 also checked that no announcement repeats the previous one. In v2 a
+      // need whose client moves away before a claim is withdrawn, and the same
+      // need, same number and start, is announced again when a client needs it
+      // again: a random walk does that. "Once per need" is checked where the
+      // moves are known: test/stream-session.test.ts and the model test.)
     });
     needs.stop();
 

@@ -453,7 +453,18 @@ function problems(seen: Seen, rules: Rules, shadow: Shadow): string[] {
     if (b.isComplete) {
       const left = shadow.completed.get(b.batchNumber);
       if (left === undefined) found.push(`${at}: complete, but never completed`);
-      else if (left.left.size === 0) found.push(`${at}: every segment released, still listed`);
+      else {
+        // Listed while anything made remains in its range in its renditions
+        // (made by it, or made again there by a later batch): the contract's
+        // "completed ones whose segments are not released".
+        let remains = false;
+        for (const q of b.qualities as Quality[]) {
+          for (let seg = b.startSegment; seg <= b.endSegment; seg++) {
+            if (shadow.made.get(q)?.has(seg)) remains = true;
+          }
+        }
+        if (!remains) found.push(`${at}: every segment released, still listed`);
+      }
     } else {
       const mine = shadow.inFlight.get(b.batchNumber);
       if (
