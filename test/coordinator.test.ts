@@ -155,7 +155,6 @@ describe('BatchCoordinator.createStreamSession', () => {
       furthestSegment: null,
       slowestSegment: null,
       shouldGenerateNextBatch: false,
-      currentBatchStalled: false,
       createdAt: T0,
       updatedAt: T0,
     } satisfies StreamSessionView);

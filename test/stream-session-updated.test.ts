@@ -287,14 +287,14 @@ describe('BatchCoordinator.streamSessionUpdated', () => {
     await coordinator.createStreamSession({ id: 'a', videoSourcePath: '/a.mp4' });
     await coordinator.setCurrentBatch(batch('a', 0, 0));
     const updates = reader(coordinator.streamSessionUpdated('a'));
-    expect((await updates.take(1))[0]?.currentBatchStalled).toBe(false);
+    expect((await updates.take(1))[0]?.stalledBatches).toEqual([]);
     clock.advance(timeouts.batchTimeout);
     expect(await coordinator.sweep()).toMatchObject({ batchesStalled: 1 });
     const [stalled] = await updates.take(1);
-    expect(stalled?.currentBatchStalled).toBe(true);
+    expect(stalled?.stalledBatches).toEqual([0]);
     expect(stalled?.currentBatch).toMatchObject({ batchNumber: 0, isComplete: false });
     await coordinator.setCurrentBatch(batch('a', 0, 0));
-    expect((await updates.take(1))[0]?.currentBatchStalled).toBe(false);
+    expect((await updates.take(1))[0]?.stalledBatches).toEqual([]);
     await updates.close();
   });
 

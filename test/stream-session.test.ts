@@ -184,7 +184,6 @@ describe('StreamSession: a new session (no clients, no batch)', () => {
       furthestSegment: null,
       slowestSegment: null,
       shouldGenerateNextBatch: false,
-      currentBatchStalled: false,
       createdAt: T0,
       updatedAt: T0,
     });
@@ -1426,7 +1425,8 @@ describe('StreamSession: stalled batches', () => {
         isLastBatch: false,
       },
     ]);
-    expect(s.view()).toMatchObject({ stalledBatches: [1], currentBatchStalled: true });
+    expect(s.view()).toMatchObject({ stalledBatches: [1] });
+    expect(s.isStalled).toBe(true);
     // Clients moving inside what is covered do not repeat it.
     for (const [i, segment] of [17, 25, 39, 2].entries()) {
       s.updateClientPosition('a', segment, Q720P, T0 + 101 + i);
@@ -1768,7 +1768,6 @@ describe('StreamSession.view', () => {
       slowestSegment: 4,
       // v1's meaning: the current batch (1) is not complete.
       shouldGenerateNextBatch: false,
-      currentBatchStalled: false,
       createdAt: T0,
       updatedAt: T0 + 5,
     });

@@ -43,7 +43,7 @@ export const StreamSession = builder.objectRef<StreamSessionView>('StreamSession
       nullable: true,
       description: 'The batch claimed most recently (v1: the one batch).',
       resolve: (s) =>
-        s.currentBatch !== null && s.currentBatchStalled
+        s.currentBatch !== null && s.stalledBatches.includes(s.currentBatch.batchNumber)
           ? { ...s.currentBatch, stalled: true }
           : s.currentBatch,
     }),

@@ -108,12 +108,6 @@ export interface StreamSessionView extends StreamSessionSettings {
   readonly furthestSegment: number | null;
   readonly slowestSegment: number | null;
   readonly shouldGenerateNextBatch: boolean;
-  /**
-   * True when the current batch was claimed and not completed within the
-   * batch timeout (it was announced STALLED), until it is claimed again or
-   * completed.
-   */
-  readonly currentBatchStalled: boolean;
   readonly createdAt: Instant;
   readonly updatedAt: Instant;
 }

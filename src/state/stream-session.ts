@@ -314,12 +314,12 @@ export class StreamSession {
       this.segments.add(segmentNumber);
     } else {
       this.segments.move(slot.segmentNumber, segmentNumber);
+      slot.segmentNumber = segmentNumber;
       slot.lastUpdated = now;
+      // The hot path: still inside its safe range, in the same rendition.
       if (slot.quality === quality && segmentNumber >= slot.lo && segmentNumber <= slot.hi) {
-        slot.segmentNumber = segmentNumber;
         return slot;
       }
-      slot.segmentNumber = segmentNumber;
       slot.quality = quality;
     }
     this.settle([slot]);
@@ -584,7 +584,6 @@ export class StreamSession {
       furthestSegment: this.furthestSegment,
       slowestSegment: this.slowestSegment,
       shouldGenerateNextBatch: this.shouldGenerateNextBatch(),
-      currentBatchStalled: this.isStalled,
       createdAt: this.createdAt,
       updatedAt: this.lastChange,
     };

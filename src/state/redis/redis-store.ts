@@ -157,7 +157,6 @@ export class RedisStore implements StreamSessionStore {
       furthestSegment: null,
       slowestSegment: null,
       shouldGenerateNextBatch: false,
-      currentBatchStalled: false,
       createdAt: now,
       updatedAt: now,
     };
@@ -491,7 +490,6 @@ function view(
     .sort(bySessionId);
   const furthestSegment = top.length === 2 ? Number(top[1]) : null;
   const threshold = Number(s.threshold);
-  const current = currentBatch && stored.find((b) => b.batchNumber === currentBatch.batchNumber);
   return {
     id,
     videoSourcePath: s.videoSourcePath as string,
@@ -510,8 +508,6 @@ function view(
     furthestSegment,
     slowestSegment: bottom.length === 2 ? Number(bottom[1]) : null,
     shouldGenerateNextBatch: shouldGenerateNextBatch(currentBatch, furthestSegment, threshold),
-    // Stalls since its last claim; a claim or a completion resets them.
-    currentBatchStalled: (current?.stalls ?? 0) > 0,
     createdAt: Number(s.createdAt),
     updatedAt: Number(s.updatedAt),
   };
