@@ -17,9 +17,9 @@ export const FFPROBE = '/usr/bin/ffprobe';
 export async function makeSource(
   dir: string,
   seconds: number,
-  { size = '320x240', name = `source-${size}-${seconds}s.mp4` } = {},
+  { size = '320x240', name }: { size?: string; name?: string } = {},
 ): Promise<string> {
-  const file = path.join(dir, name);
+  const file = path.join(dir, name ?? `source-${size}-${seconds}s.mp4`);
   await run(FFMPEG, [
     '-hide_banner',
     '-loglevel',
