@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { type Logger, pino } from 'pino';
-import { type EncoderEnv, readEnv } from './config.js';
+import { type EncoderEnv, readEnv, renewIntervalMs } from './config.js';
 import { startEncoderWorker } from './worker.js';
 
 function createLogger(level: EncoderEnv['LOG_LEVEL']): Logger {
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     ...(env.FFPROBE_PATH ? { ffprobePath: env.FFPROBE_PATH } : {}),
     preset: env.ENCODER_PRESET,
     releaseMargin: env.RELEASE_MARGIN,
-    renewIntervalMs: env.RENEW_INTERVAL * 1_000,
+    renewIntervalMs: renewIntervalMs(env),
     logger: log,
   });
 

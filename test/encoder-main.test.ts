@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readEnv } from '../encoder/config.js';
+import { readEnv, renewIntervalMs } from '../encoder/config.js';
 import { sessionDir } from '../encoder/paths.js';
 import { FFMPEG, FFPROBE, makeSource, pgrep, script } from './encoder-media.js';
 import {
@@ -32,8 +32,11 @@ describe('the encoder’s environment', () => {
       SEGMENT_SERVER: 'on',
       SEGMENT_HOLD_SECONDS: 20,
       RELEASE_MARGIN: 10,
-      RENEW_INTERVAL: 10,
     });
+    expect(renewIntervalMs(readEnv({}))).toBe(10_000);
+    expect(renewIntervalMs(readEnv({ BATCH_TIMEOUT: '30' }))).toBe(10_000);
+    expect(renewIntervalMs(readEnv({ BATCH_TIMEOUT: '3' }))).toBe(1_000);
+    expect(renewIntervalMs(readEnv({ BATCH_TIMEOUT: '3', RENEW_INTERVAL: '0.5' }))).toBe(500);
     expect(
       readEnv({ SEGMENT_PORT: '0', ENCODER_CONCURRENCY: '3', SEGMENT_SERVER: 'off' }),
     ).toMatchObject({
