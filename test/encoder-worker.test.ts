@@ -267,6 +267,34 @@ describe('the encoder worker', () => {
     expect(await files(out, 'broken', '480p')).toEqual([]);
   });
 
+  it('a slow but progressing ffmpeg renews its claim: not STALLED though it outlasts BATCH_TIMEOUT', async () => {
+    await serve({ batchTimeout: 1_500 });
+    const out = outputDir();
+    // Real ffmpeg at the source's own pace (-re): 3 segments of 2 s take about 6 s.
+    const slow = await script(dir, `slow-ffmpeg-${counter}`, `exec ${FFMPEG} -re "$@"`);
+    const w = worker({ outputDir: out, ffmpegPath: slow, renewIntervalMs: 300 });
+    const needs = watchNeeds();
+    await createSession('slow', { batchSize: 3, threshold: 1 });
+    await move('slow', 'viewer', 0);
+    let stalledSeen = false;
+    const done = await eventually(
+      async () => {
+        const batch = (await session('slow'))?.batches[0];
+        if (batch?.isStalled) stalledSeen = true;
+        return batch?.isComplete === true && batch;
+      },
+      { timeout: 40_000 },
+    );
+    expect(done).toMatchObject({ startSegment: 0, endSegment: 2 });
+    expect(stalledSeen).toBe(false);
+    expect(needs.events.map((e) => e.data?.batchNeeded.reason)).not.toContain('STALLED');
+    // About one renewal per 300 ms of a 6 s encode: surely more than BATCH_TIMEOUT would allow without.
+    expect(w.stats.renewals).toBeGreaterThanOrEqual(5);
+    expect(w.stats.lost).toBe(0);
+    expect(w.stats.completed).toBe(1);
+    expect(await files(out, 'slow', '480p')).toEqual(sorted(segmentNames(0, 2)));
+  });
+
   it('a silent ffmpeg is not renewed for: the batch stalls, and close() stops it', async () => {
     await serve({ batchTimeout: 1_000 });
     const out = outputDir();
