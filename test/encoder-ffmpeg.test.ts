@@ -111,10 +111,11 @@ describe('buildFfmpegArgs', () => {
     expect(() => buildFfmpegArgs({ ...base, startSegment: 5, endSegment: 4 })).toThrow();
   });
 
-  it('finds ffprobe next to ffmpeg, unless FFPROBE_PATH says', () => {
-    expect(ffprobePathFor('/opt/ff/bin/ffmpeg', {})).toBe('/opt/ff/bin/ffprobe');
+  it('finds ffprobe next to ffmpeg, else on the PATH, unless FFPROBE_PATH says', () => {
+    expect(ffprobePathFor(FFMPEG, {})).toBe(FFPROBE);
+    expect(ffprobePathFor('/no/such/dir/ffmpeg', {})).toBe('ffprobe');
     expect(ffprobePathFor('ffmpeg', {})).toBe('ffprobe');
-    expect(ffprobePathFor('/usr/bin/ffmpeg', { FFPROBE_PATH: '/x/probe' })).toBe('/x/probe');
+    expect(ffprobePathFor(FFMPEG, { FFPROBE_PATH: '/x/probe' })).toBe('/x/probe');
   });
 });
 
