@@ -316,9 +316,31 @@ describe('the encoder worker', () => {
     expect(w.stats.completed).toBe(0);
     // Announced STALLED while it "makes" it: the worker knows it lost the batch.
     await eventually(() => w.stats.lost >= 1, { timeout: 5_000 });
-    await eventually(async () => (await pgrep(out)).length > 0, { timeout: 5_000 });
+    await eventually(async () => (await pgrep(`${out}/`)).length > 0, { timeout: 5_000 });
     await w.close();
-    expect(await pgrep(out)).toEqual([]);
+    expect(await pgrep(`${out}/`)).toEqual([]);
+  });
+
+  it('a session ending while its batch is made: ffmpeg stopped, batch not completed, folder gone', async () => {
+    await serve();
+    const out = outputDir();
+    const slow = await script(dir, `slow-ffmpeg-${counter}`, `exec ${FFMPEG} -re "$@"`);
+    const w = worker({ outputDir: out, ffmpegPath: slow });
+    const completed: number[] = [];
+    w.events.on('completed', (b) => completed.push(b.batchNumber));
+    await createSession('short-lived');
+    await move('short-lived', 'viewer', 0);
+    // Wait for a first segment, so there is something to delete.
+    await eventually(async () => (await files(out, 'short-lived', '480p')).includes('seg_0.ts'), {
+      timeout: 20_000,
+    });
+    expect((await pgrep(`${out}/`)).length).toBeGreaterThan(0);
+    await admin(`mutation { endStreamSession(id: "short-lived") }`, {});
+    await eventually(() => w.stats.sessionsDeleted === 1, { timeout: 10_000 });
+    expect(existsSync(sessionDir(out, 'short-lived'))).toBe(false);
+    expect(await pgrep(`${out}/`)).toEqual([]);
+    expect(completed).toEqual([]);
+    expect(w.stats.running).toBe(0);
   });
 
   it('segments more than RELEASE_MARGIN behind the slowest viewer are deleted and released', async () => {
