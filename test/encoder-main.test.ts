@@ -85,6 +85,35 @@ describe('npm run encoder as a process', () => {
     expect(response.errors, JSON.stringify(response.errors)).toBeUndefined();
   }
 
+  it('SIGTERM while the service is unreachable: exits 0 at once, not after a reconnection backoff', async () => {
+    const lone = spawn(process.execPath, ['--import', 'tsx', 'encoder/main.ts'], {
+      env: {
+        ...process.env,
+        // Nothing listens on port 1: it keeps reconnecting.
+        COORDINATOR_URL: 'http://127.0.0.1:1/graphql',
+        OUTPUT_DIR: path.join(dir, 'lone'),
+        FFMPEG_PATH: FFMPEG,
+        SEGMENT_SERVER: 'off',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    lone.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    const exited = new Promise<number | null>((resolve) =>
+      lone.on('exit', (code) => resolve(code)),
+    );
+    try {
+      // Six failed attempts: the backoff is now at its cap, at least 2.5 s to the next.
+      await eventually(() => stdout.split('reconnecting').length > 6, { timeout: 30_000 });
+      const signalled = Date.now();
+      lone.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(Date.now() - signalled).toBeLessThan(2_000);
+    } finally {
+      if (lone.exitCode === null) lone.kill('SIGKILL');
+    }
+  });
+
   it('SIGTERM stops its ffmpeg and exits 0', async () => {
     const out = path.join(dir, 'output');
     // Real ffmpeg at the source's own pace (-re): a 10 s batch takes 10 s.
