@@ -268,6 +268,25 @@ export interface RunningFfmpeg {
   kill(graceMs?: number): Promise<FfmpegResult>;
 }
 
+/** Process groups of the ffmpeg processes running now, for `killAllNow`. */
+const liveGroups = new Set<number>();
+
+/**
+ * SIGKILLs every ffmpeg this process started and that still runs:
+ * synchronous, for `process.on('exit')`, so that a crash of the worker
+ * leaves no encoder running on.
+ */
+export function killAllNow(): void {
+  for (const pid of liveGroups) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  }
+  liveGroups.clear();
+}
+
 /**
  * Starts ffmpeg in a process group of its own (so a wrapper script and its
  * children are stopped with it), reading `-progress` from stdout and keeping
@@ -283,6 +302,8 @@ export function startFfmpeg(
   let stderr = '';
   let spawnError: Error | undefined;
   const child = spawn(ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const group = child.pid;
+  if (group !== undefined) liveGroups.add(group);
   let pending: Partial<Record<string, string>> = {};
   let partial = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
@@ -320,6 +341,7 @@ export function startFfmpeg(
   });
   const done = new Promise<FfmpegResult>((resolve) => {
     child.on('close', (code, signal) => {
+      if (group !== undefined) liveGroups.delete(group);
       resolve({
         code: spawnError ? null : code,
         signal,
