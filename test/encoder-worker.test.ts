@@ -295,6 +295,29 @@ describe('the encoder worker', () => {
     expect(await files(out, 'slow', '480p')).toEqual(sorted(segmentNames(0, 2)));
   });
 
+  it('a renewal answered CONFLICT (the batch is no longer being made) stops that ffmpeg', async () => {
+    await serve();
+    const out = outputDir();
+    const slow = await script(dir, `slow-ffmpeg-${counter}`, `exec ${FFMPEG} -re "$@"`);
+    const w = worker({ outputDir: out, ffmpegPath: slow, renewIntervalMs: 200 });
+    const lost: string[] = [];
+    w.events.on('lost', (b) => lost.push(b.why));
+    await createSession('taken');
+    await move('taken', 'viewer', 0);
+    await eventually(() => w.stats.renewals >= 1, { timeout: 20_000 });
+    // Someone else completes it (an admin here): the next renewal is CONFLICT.
+    await admin(
+      `mutation { completeBatch(streamSessionId: "taken", batchNumber: 0) { isComplete } }`,
+      {},
+    );
+    await eventually(() => lost.length === 1, { timeout: 10_000 });
+    expect(lost[0]).toMatch(/renewal refused/);
+    await eventually(() => w.stats.running === 0, { timeout: 10_000 });
+    expect(await pgrep(`${out}/`)).toEqual([]);
+    expect(w.stats.completed).toBe(0);
+    expect(w.stats.lost).toBe(1);
+  });
+
   it('a silent ffmpeg is not renewed for: the batch stalls, and close() stops it', async () => {
     await serve({ batchTimeout: 1_000 });
     const out = outputDir();
