@@ -118,8 +118,7 @@ async function timeEncode(src: string, renditions: readonly Rendition[], n: numb
  */
 export function keepUp(ladderSpeed: number, startupSeconds: number): KeepUp {
   const s = ladderSpeed;
-  const smallestBatch =
-    s > 1 ? Math.max(1, Math.ceil(startupSeconds / (D * (1 - 1 / s)))) : null;
+  const smallestBatch = s > 1 ? Math.max(1, Math.ceil(startupSeconds / (D * (1 - 1 / s)))) : null;
   return {
     ladderSpeed: s,
     startupSeconds,
@@ -153,17 +152,23 @@ export async function runPipeline(log: (line: string) => void): Promise<Pipeline
       runs.push((ENCODE_SEGMENTS * D) / seconds);
     }
     const speed = median(runs);
-    log(`encode ${set.name}: ${speed.toFixed(2)}× realtime (${runs.map((r) => r.toFixed(2)).join(', ')})`);
+    log(
+      `encode ${set.name}: ${speed.toFixed(2)}× realtime (${runs.map((r) => r.toFixed(2)).join(', ')})`,
+    );
     encode.push({ renditions: set.name, speed, runs });
   }
   const ladder = encode.at(-1)!.speed;
   const one: number[] = [];
   for (let i = 0; i < ENCODE_RUNS; i++) one.push(await timeEncode(src, LADDER, 1));
   const startupSeconds = Math.max(0, median(one) - D / ladder);
-  log(`one-segment full-ladder batch: ${median(one).toFixed(2)} s (startup ≈ ${startupSeconds.toFixed(2)} s)`);
+  log(
+    `one-segment full-ladder batch: ${median(one).toFixed(2)} s (startup ≈ ${startupSeconds.toFixed(2)} s)`,
+  );
 
   const m = await measurePipeline({ boundaries: BOUNDARIES, seeks: SEEKS });
-  log(`playback: ${m.boundariesCrossed} boundaries, ${m.stalls} stalls, seeks ${m.seekToPlayingMs.map(Math.round).join(', ')} ms`);
+  log(
+    `playback: ${m.boundariesCrossed} boundaries, ${m.stalls} stalls, seeks ${m.seekToPlayingMs.map(Math.round).join(', ')} ms`,
+  );
   return {
     segmentDuration: D,
     encode,

@@ -9,9 +9,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { type LatencyResult, runLatency } from './latency.js';
 import { BENCH_DIR, pinning, pinSelf, startChild } from './lib/processes.js';
-import { type PipelineResult, runPipeline } from './pipeline.js';
 import { settings } from './lib/settings.js';
 import { round, spread } from './lib/stats.js';
+import { type PipelineResult, runPipeline } from './pipeline.js';
 import { runScale, type ScaleResult } from './scale.js';
 import { DESCRIPTIONS, runThroughput, TARGETS, type ThroughputResult } from './throughput.js';
 
@@ -79,6 +79,7 @@ function report(
   latency: LatencyResult | null,
   memory: Memory | null,
   scale: ScaleResult | null,
+  pipeline: PipelineResult | null,
 ): { lines: string[]; targets: Array<{ target: string; value: string; pass: boolean }> } {
   const lines: string[] = [];
   const targets: Array<{ target: string; value: string; pass: boolean }> = [];
@@ -244,7 +245,8 @@ function report(
       '| renditions | encode speed, × realtime (median) | runs |',
       '| ---------- | --------------------------------- | ---- |',
       ...pipeline.encode.map(
-        (e) => `| ${e.renditions} | ${fmt(e.speed, 2)} | ${e.runs.map((r) => fmt(r, 2)).join(', ')} |`,
+        (e) =>
+          `| ${e.renditions} | ${fmt(e.speed, 2)} | ${e.runs.map((r) => fmt(r, 2)).join(', ')} |`,
       ),
       '',
       `- full ladder: ${fmt(k.ladderSpeed, 2)}× realtime, ${fmt(k.startupSeconds, 2)} s start cost per batch; ` +
