@@ -51,6 +51,9 @@ describe('message', () => {
       claimOverlapsNeed:
         "Batch 3 of stream session 'abc' overlaps batch 1 (segments 10-29), announced for a shared rendition.",
       notABatch: "Stream session 'abc' has no batch 3.",
+      renewComplete: "Batch 3 of stream session 'abc' is complete: there is no claim to renew.",
+      renewStalled:
+        "Batch 3 of stream session 'abc' stalled and was announced again: claim it anew to make it.",
     });
   });
 
