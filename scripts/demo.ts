@@ -162,7 +162,10 @@ async function realDemo(ffmpeg: string): Promise<void> {
     ffmpegPath: ffmpeg,
     // Faster than the worker's default (veryfast), so that a laptop keeps ahead of the viewer.
     preset: process.env.ENCODER_PRESET ?? 'ultrafast',
-    logger: logger.child({ component: 'encoder' }),
+    logger: logger.child(
+      { component: 'encoder' },
+      { level: process.env.ENCODER_LOG_LEVEL ?? config.logLevel },
+    ),
   });
   worker.done.catch((error: Error) => say(`encoder stopped: ${error.message}`));
 
