@@ -61,15 +61,16 @@ export interface SessionLength {
 }
 
 /**
- * CODECS per rendition: libx264's High profile (its default) at the level it
- * picks for the ladder's sizes at 25-30 fps (3.0, 3.1, 4.0), and AAC-LC.
+ * CODECS per rendition: H.264 Main profile, as the worker asks libx264 for
+ * (`-profile:v main`), at the level libx264 picks for the ladder's sizes at
+ * 25-30 fps (3.0, 3.1, 4.0; checked with ffprobe), and AAC-LC.
  * A source smaller than a rendition is encoded smaller, at a lower level: a
  * player that can decode the declared level can decode it.
  */
 const CODECS: Record<Rendition['name'], string> = {
-  '1080p': 'avc1.640028,mp4a.40.2',
-  '720p': 'avc1.64001f,mp4a.40.2',
-  '480p': 'avc1.64001e,mp4a.40.2',
+  '1080p': 'avc1.4d4028,mp4a.40.2',
+  '720p': 'avc1.4d401f,mp4a.40.2',
+  '480p': 'avc1.4d401e,mp4a.40.2',
 };
 
 const SEGMENT = /^seg_(\d{1,9})\.ts$/;
