@@ -19,7 +19,11 @@ export function sessionDir(outputDir: string, streamSessionId: string): string {
   return path.join(outputDir, sessionDirName(streamSessionId));
 }
 
-export function renditionDir(outputDir: string, streamSessionId: string, qualityName: string): string {
+export function renditionDir(
+  outputDir: string,
+  streamSessionId: string,
+  qualityName: string,
+): string {
   return path.join(sessionDir(outputDir, streamSessionId), qualityName);
 }
 

@@ -360,6 +360,30 @@ const OPERATIONS: readonly Operation[] = [
     },
   },
   {
+    name: 'renewBatchClaim',
+    kind: 'mutation',
+    allowed: readers,
+    document:
+      'mutation($s: ID!) { renewBatchClaim(streamSessionId: $s, batchNumber: 0) { batchNumber isComplete } }',
+    variables: (row) => ({ s: row.streamSessionId }),
+    async setup(row) {
+      const claimed = await admin(Q.claim, {
+        input: {
+          streamSessionId: row.streamSessionId,
+          batchNumber: 0,
+          startSegment: 0,
+          endSegment: 9,
+          videoSourcePath: `/media/${row.streamSessionId}.mp4`,
+          videoStartOffset: 0,
+        },
+      });
+      expect(claimed.errors).toBeUndefined();
+    },
+    async checkAllowed(data) {
+      expect(data.renewBatchClaim).toEqual({ batchNumber: 0, isComplete: false });
+    },
+  },
+  {
     name: 'releaseSegments',
     kind: 'mutation',
     allowed: readers,

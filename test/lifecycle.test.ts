@@ -263,6 +263,95 @@ describe('stalled batches', () => {
   });
 });
 
+describe('renewed claims (issue 13: a slow but live encoder is not STALLED)', () => {
+  serveEach({ batchTimeout: BATCH_TIMEOUT, clientTimeout: NEVER, idleTimeout: NEVER });
+
+  const RENEW = `mutation Renew($streamSessionId: ID!, $batchNumber: Int!) {
+    renewBatchClaim(streamSessionId: $streamSessionId, batchNumber: $batchNumber) {
+      batchNumber startSegment endSegment isComplete generationStarted
+    }
+  }`;
+  const renew = (streamSessionId: string, batchNumber: number) =>
+    server.gql(RENEW, { streamSessionId, batchNumber });
+  const stalledBatches = async (id: string): Promise<number[]> =>
+    (
+      await ok('query($id: ID!) { streamSession(id: $id) { batches { batchNumber isStalled } } }', {
+        id,
+      })
+    ).streamSession.batches
+      .filter((b: { isStalled: boolean }) => b.isStalled)
+      .map((b: { batchNumber: number }) => b.batchNumber);
+
+  it('a renewed batch stalls BATCH_TIMEOUT after its last renewal, not after its claim', async () => {
+    const heard = await needs({ streamSessionId: 's' });
+    await create('s');
+    await position('s', 'a', 3);
+    expect((await claim('s', 0, 0, 9)).errors).toBeUndefined();
+    const claimedAt = iso();
+
+    expect(await advanceAndSweep(BATCH_TIMEOUT - 1)).toEqual(nothing);
+    const renewed = await renew('s', 0);
+    expect(renewed.errors).toBeUndefined();
+    // The batch as it was: a renewal changes nothing a reader sees.
+    expect(renewed.data?.renewBatchClaim).toEqual({
+      batchNumber: 0,
+      startSegment: 0,
+      endSegment: 9,
+      isComplete: false,
+      generationStarted: claimedAt,
+    });
+    // Past the claim's own deadline: not stalled.
+    expect(await advanceAndSweep(1)).toEqual(nothing);
+    expect(await advanceAndSweep(BATCH_TIMEOUT - 2)).toEqual(nothing);
+    // Renewed again, then silent: it stalls one timeout after that renewal.
+    expect((await renew('s', 0)).errors).toBeUndefined();
+    expect(await advanceAndSweep(BATCH_TIMEOUT - 1)).toEqual(nothing);
+    expect(await advanceAndSweep(1)).toEqual({ ...nothing, batchesStalled: 1 });
+    await heard.waitFor(2);
+    expect(heard.items().map((n) => n.reason)).toEqual(['FIRST_BATCH', 'STALLED']);
+    expect(await stalledBatches('s')).toEqual([0]);
+  });
+
+  it('is CONFLICT once the batch stalled, is complete, or is no batch; NOT_FOUND for an unknown session; and changes nothing', async () => {
+    await create('s');
+    expect((await claim('s', 0, 0, 9)).errors).toBeUndefined();
+    expect(errorCode(await renew('s', 3))).toBe('CONFLICT');
+    expect(errorCode(await renew('nobody', 0))).toBe('NOT_FOUND');
+
+    expect(await advanceAndSweep(BATCH_TIMEOUT)).toEqual({ ...nothing, batchesStalled: 1 });
+    const stalled = await renew('s', 0);
+    expect(errorCode(stalled)).toBe('CONFLICT');
+    expect(stalled.errors?.[0]?.message).toMatch(/stalled/);
+    // Refused: the stall's own clock runs on (announced again a timeout after the stall).
+    expect(await advanceAndSweep(BATCH_TIMEOUT)).toEqual({ ...nothing, batchesStalled: 1 });
+
+    // Re-claimed, renewable again; complete, not.
+    expect((await claim('s', 0, 0, 9)).errors).toBeUndefined();
+    expect((await renew('s', 0)).errors).toBeUndefined();
+    expect((await complete('s', 0)).errors).toBeUndefined();
+    const done = await renew('s', 0);
+    expect(errorCode(done)).toBe('CONFLICT');
+    expect(done.errors?.[0]?.message).toMatch(/complete/);
+    expect(await advanceAndSweep(BATCH_TIMEOUT * 2)).toEqual(nothing);
+  });
+
+  it('renewals of many batches at once each move only their own deadline', async () => {
+    await create('s', { batchSize: 5 });
+    await create('t', { batchSize: 5 });
+    expect((await claim('s', 0, 0, 4)).errors).toBeUndefined();
+    expect((await claim('t', 0, 0, 4)).errors).toBeUndefined();
+    expect(await advanceAndSweep(BATCH_TIMEOUT / 2)).toEqual(nothing);
+    // 20 renewals of s's batch in parallel: all succeed; t's is never renewed.
+    const replies = await Promise.all(Array.from({ length: 20 }, () => renew('s', 0)));
+    expect(replies.map(errorCode)).toEqual(Array(20).fill(undefined));
+    expect(await advanceAndSweep(BATCH_TIMEOUT / 2)).toEqual({ ...nothing, batchesStalled: 1 });
+    expect(await stalledBatches('t')).toEqual([0]);
+    expect(await stalledBatches('s')).toEqual([]);
+    expect(await advanceAndSweep(BATCH_TIMEOUT / 2)).toEqual({ ...nothing, batchesStalled: 1 });
+    expect(await stalledBatches('s')).toEqual([0]);
+  });
+});
+
 describe('client expiry', () => {
   serveEach({ batchTimeout: NEVER, clientTimeout: CLIENT_TIMEOUT, idleTimeout: NEVER });
 

@@ -162,6 +162,7 @@ describe('each NOT_FOUND, CONFLICT and BAD_USER_INPUT', () => {
     };
     const deadline = 3 + defaultConfig.batchTimeout;
     expect((await s.stallBatch('m1', 0, deadline)).result).toBe(true);
+    const renewStalled = await raised(() => s.renewBatchClaim('m1', 0, deadline));
     const stalledRange = await raised(() => s.setCurrentBatch(claim(0, 0, 18), deadline));
     const stalledQualities = await raised(() =>
       s.setCurrentBatch(claim(0, 0, 19, { qualities: ['480p'] }), deadline),
@@ -170,6 +171,7 @@ describe('each NOT_FOUND, CONFLICT and BAD_USER_INPUT', () => {
     const done = {
       batchComplete: await raised(() => s.setCurrentBatch(claim(0, 0, 19), deadline + 2)),
       notABatch: await raised(() => s.completeBatch('m1', 7, deadline + 2)),
+      renewComplete: await raised(() => s.renewBatchClaim('m1', 0, deadline + 2)),
     };
     // Two needs: 30-49 in 720p, 25-44 in 1080p; a claim of the second in both renditions overlaps the first.
     await s.updateClientPosition(at('p', 30, '720p'), deadline + 3);
@@ -177,7 +179,15 @@ describe('each NOT_FOUND, CONFLICT and BAD_USER_INPUT', () => {
     const claimOverlapsNeed = await raised(() =>
       s.setCurrentBatch(claim(2, 25, 44, { qualities: ['1080p', '720p'] }), deadline + 5),
     );
-    return { ...early, ...inFlight, stalledRange, stalledQualities, ...done, claimOverlapsNeed };
+    return {
+      ...early,
+      ...inFlight,
+      renewStalled,
+      stalledRange,
+      stalledQualities,
+      ...done,
+      claimOverlapsNeed,
+    };
   }
 
   it('reads the same from Redis as from memory, one of each message', async () => {

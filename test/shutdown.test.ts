@@ -218,11 +218,17 @@ describe('stop() in process', () => {
       input: { streamSessionId: 'b', sessionId: 'y', segmentNumber: 101, quality: 'Q480P' },
     });
     await ok(server.url, Q.claim, claimInput('b', 0, 100, 109, 4));
+    // c's batch is claimed too, and renewed before its deadline (issue 13).
+    await ok(server.url, Q.claim, claimInput('c', 0, 0, 9));
     clock.advance(10_000);
     await ok(server.url, Q.update, {
       input: { streamSessionId: 'a', sessionId: 'z', segmentNumber: 8, quality: 'Q720P' },
     });
     clock.advance(50_000);
+    await ok(
+      server.url,
+      'mutation { renewBatchClaim(streamSessionId: "c", batchNumber: 0) { batchNumber } }',
+    );
     expect(await server.app.coordinator.sweep()).toMatchObject({ batchesStalled: 1 });
     const saved = (await ok(server.url, ALL_SESSIONS)).streamSessions;
     expect(saved.map((s: any) => s.id)).toEqual(['a', 'b', 'c']);
@@ -258,7 +264,8 @@ describe('stop() in process', () => {
     });
 
     // Deadlines go on from where they were: x and y (t0) expire at t0 + 100 s, z at 110 s,
-    // and b, stalled once, stalls again one more timeout after its first stall.
+    // b, stalled once, stalls again one more timeout after its first stall, and c
+    // one timeout after its renewal (t0 + 60 s), not after its claim.
     const sweepAt = (ms: number) => {
       clock.set(t0 + ms);
       return restored.app.coordinator.sweep();
@@ -270,7 +277,7 @@ describe('stop() in process', () => {
     });
     expect(await sweepAt(100_000)).toMatchObject({ clientsExpired: 2, batchesStalled: 0 });
     expect(await sweepAt(110_000)).toMatchObject({ clientsExpired: 1, batchesStalled: 0 });
-    expect(await sweepAt(120_000)).toMatchObject({ clientsExpired: 0, batchesStalled: 1 });
+    expect(await sweepAt(120_000)).toMatchObject({ clientsExpired: 0, batchesStalled: 2 });
     // c, empty since t0, ends at t0 + 200 s.
     expect(await sweepAt(200_000)).toMatchObject({ sessionsEnded: 1 });
     expect((await ok(server.url, ALL_SESSIONS)).streamSessions.map((s: any) => s.id)).toEqual([

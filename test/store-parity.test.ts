@@ -233,6 +233,15 @@ type Op =
       readonly times: number;
     }
   /**
+   * Renews the claim of a batch of the session (one in flight, or any, by
+   * index modulo their number), or of one never claimed (issue 13).
+   */
+  | {
+      readonly kind: 'renew';
+      readonly id: SessionId;
+      readonly which: { readonly of: 'inFlight' | 'any'; readonly index: number } | 'unknown';
+    }
+  /**
    * Releases segments: a range from near the start of a covered range; a
    * (complete) batch's range widened or narrowed; or everything behind the
    * slowest client (what an encoder deletes). Of every rendition (null) or
@@ -342,6 +351,8 @@ function describeOp(op: Op): string {
         typeof op.which === 'string' ? op.which : `${op.which.of} batch#${op.which.index}`;
       return `complete(${op.id}, ${which}${op.times > 1 ? `, ×${op.times}` : ''})`;
     }
+    case 'renew':
+      return `renew(${op.id}, ${typeof op.which === 'string' ? op.which : `${op.which.of} batch#${op.which.index}`})`;
     case 'release': {
       const r = op.range;
       const range =
@@ -573,6 +584,18 @@ const op: fc.Arbitrary<Op> = fc
           { weight: 1, arbitrary: fc.constant('unknown' as const) },
         ),
         times: fc.constantFrom(1, 1, 2),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('renew' as const),
+        id: sessionId,
+        which: fc.oneof(
+          { weight: 5, arbitrary: fc.record({ of: fc.constant('inFlight' as const), index }) },
+          { weight: 2, arbitrary: fc.record({ of: fc.constant('any' as const), index }) },
+          { weight: 1, arbitrary: fc.constant('unknown' as const) },
+        ),
       }),
     },
     {
@@ -961,6 +984,10 @@ interface Known {
   claimedHigh(id: string): number;
   /** When the batch last stalled (its STALLED need's change), if it has since its claim. */
   stalledAt(id: string, batchNumber: number): number | undefined;
+  /** When the batch's claim was last renewed, if ever. */
+  renewedAt(id: string, batchNumber: number): number | undefined;
+  /** A renewal of the batch's claim succeeded now. */
+  renewed(id: string, batchNumber: number): void;
 }
 
 /**
@@ -1032,6 +1059,24 @@ function* calls(op: Op, known: Known, clock: ManualClock): Generator<Call> {
         yield (c) => c.completeBatch(op.id, batchNumber);
       }
       return;
+    case 'renew': {
+      const view = known.view(op.id);
+      const { which } = op;
+      const all = view?.batches ?? [];
+      const inFlight = all.filter((b) => !b.isComplete);
+      const batches =
+        which !== 'unknown' && which.of === 'inFlight' && inFlight.length > 0 ? inFlight : all;
+      const batchNumber =
+        which === 'unknown' || batches.length === 0
+          ? known.claimedHigh(op.id) + 3
+          : (batches[which.index % batches.length]?.batchNumber ?? 0);
+      yield async (c) => {
+        const batch = await c.renewBatchClaim(op.id, batchNumber);
+        known.renewed(op.id, batchNumber);
+        return batch;
+      };
+      return;
+    }
     case 'release': {
       const input = releaseInput(op, known.view(op.id));
       yield (c) => c.releaseSegments(input);
@@ -1073,8 +1118,10 @@ function waitedUntil(wait: Wait, known: Known, now: number): number {
     const batch = inFlight[wait.index % Math.max(1, inFlight.length)];
     if (batch !== undefined) {
       // Once stalled, the next stall is a timeout after the last (unless claimed again since).
+      // A renewal moves it (renewals come only between a claim and a stall).
       const stalled = known.stalledAt(wait.id, batch.batchNumber) ?? batch.generationStarted;
-      deadline = Math.max(batch.generationStarted, stalled) + timeouts.batchTimeout;
+      const renewed = known.renewedAt(wait.id, batch.batchNumber) ?? batch.generationStarted;
+      deadline = Math.max(batch.generationStarted, stalled, renewed) + timeouts.batchTimeout;
     }
   } else if (wait.until === 'client') {
     const client = view?.clientPositions.find((p) => p.sessionId === wait.client);
@@ -1311,6 +1358,7 @@ interface Track {
   readonly createdAt: number;
   high: number;
   readonly stalledAt: Map<number, number>;
+  readonly renewedAt: Map<number, number>;
 }
 
 /** Both sides of one sequence, and what the memory side (the reference) showed last. */
@@ -1342,6 +1390,14 @@ class Run implements Known {
 
   stalledAt(id: string, batchNumber: number): number | undefined {
     return this.tracks.get(id)?.stalledAt.get(batchNumber);
+  }
+
+  renewedAt(id: string, batchNumber: number): number | undefined {
+    return this.tracks.get(id)?.renewedAt.get(batchNumber);
+  }
+
+  renewed(id: string, batchNumber: number): void {
+    this.tracks.get(id)?.renewedAt.set(batchNumber, this.clock.now());
   }
 
   /** Makes one call on both sides, waits for what it announced, and compares everything. */
@@ -1388,7 +1444,7 @@ class Run implements Known {
       }
       let track = this.tracks.get(id);
       if (track === undefined || track.createdAt !== view.createdAt) {
-        track = { createdAt: view.createdAt, high: 0, stalledAt: new Map() };
+        track = { createdAt: view.createdAt, high: 0, stalledAt: new Map(), renewedAt: new Map() };
         this.tracks.set(id, track);
       }
       for (const batch of [...view.batches, ...(view.currentBatch ? [view.currentBatch] : [])]) {

@@ -82,6 +82,25 @@ builder.mutationFields((t) => ({
     resolve: (_root, args, { coordinator }) =>
       coordinator.completeBatch(args.streamSessionId, args.batchNumber),
   }),
+  renewBatchClaim: t.field({
+    type: BatchState,
+    description: [
+      'Addition to v2: the encoder making a batch says it is still at work, so a',
+      'slow but live encode is not STALLED. The batch then stalls BATCH_TIMEOUT',
+      'after the last renewal instead of after its claim. Renew well within',
+      'BATCH_TIMEOUT, and only while the encode makes progress: a hung encoder',
+      'must still stall. Returns the batch, unchanged. NOT_FOUND for an unknown',
+      'stream session; CONFLICT when the batch is not being made (no such batch,',
+      'complete, or STALLED: announced again, it is for whoever claims it next).',
+    ].join('\n'),
+    args: {
+      streamSessionId: t.arg.id({ required: true, validate: id }),
+      batchNumber: t.arg.int({ required: true, validate: nonNegative }),
+    },
+    authScopes: encoder,
+    resolve: (_root, args, { coordinator }) =>
+      coordinator.renewBatchClaim(args.streamSessionId, args.batchNumber),
+  }),
   releaseSegments: t.boolean({
     description: [
       'v2: an encoder deleted these segments (all renditions, or those named):',

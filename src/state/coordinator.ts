@@ -224,6 +224,13 @@ export class BatchCoordinator {
     );
   }
 
+  /** The encoder making a batch is still at work: the batch stalls a batch timeout from now. */
+  renewBatchClaim(streamSessionId: string, batchNumber: number): Promise<BatchState> {
+    return this.changes.run(streamSessionId, () =>
+      this.store.renewBatchClaim(streamSessionId, batchNumber, this.clock.now()),
+    );
+  }
+
   /** An encoder deleted these segments; true when any made segment was there. */
   releaseSegments(input: ReleaseSegmentsInput): Promise<boolean> {
     return this.changes.run(input.streamSessionId, () =>

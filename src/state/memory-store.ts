@@ -19,6 +19,7 @@ import {
   type ClientSlot,
   StreamSession,
   type StreamSessionState,
+  stallBase,
   toPosition,
 } from './stream-session.js';
 
@@ -76,7 +77,7 @@ export class MemoryStore implements StreamSessionStore {
       slots.push(...session.clientSlots());
       for (const batch of session.batchRecords()) {
         if (batch.isComplete) continue;
-        const since = batch.stalledAt ?? batch.generationStarted;
+        const since = stallBase(batch);
         claims.push({
           session,
           batchNumber: batch.batchNumber,
@@ -195,6 +196,25 @@ export class MemoryStore implements StreamSessionStore {
     if (!this.claimDeadlines.has(key)) return { result, announced: NONE, repeated: true };
     this.claimDeadlines.delete(key);
     return this.changed(session, result);
+  }
+
+  renewBatchClaim(
+    streamSessionId: string,
+    batchNumber: number,
+    now: Instant,
+  ): MaybePromise<Change<BatchState>> {
+    const session = this.require(streamSessionId);
+    const result = session.renewClaim(batchNumber, now);
+    // To the back, like a claim: its deadline is now + the same timeout.
+    const key = claimKey(session, batchNumber);
+    this.claimDeadlines.delete(key);
+    this.claimDeadlines.set(key, {
+      session,
+      batchNumber,
+      deadline: now + this.timeouts.batchTimeout,
+    });
+    // Nothing a reader sees changed: no event.
+    return { result, announced: NONE };
   }
 
   releaseSegments(input: ReleaseSegmentsInput, now: Instant): MaybePromise<Change<boolean>> {

@@ -40,6 +40,10 @@ export const MESSAGES = {
   claimOverlapsNeed:
     "Batch {batchNumber} of stream session '{id}' overlaps batch {other} (segments {startSegment}-{endSegment}), announced for a shared rendition.",
   notABatch: "Stream session '{id}' has no batch {batchNumber}.",
+  renewComplete:
+    "Batch {batchNumber} of stream session '{id}' is complete: there is no claim to renew.",
+  renewStalled:
+    "Batch {batchNumber} of stream session '{id}' stalled and was announced again: claim it anew to make it.",
 } as const;
 
 export type MessageName = keyof typeof MESSAGES;

@@ -66,7 +66,13 @@ const snapshotV2 = z.object({
       createdAt: instant,
       updatedAt: instant,
       currentBatch: batch.nullable(),
-      batches: z.array(batch.extend({ stalls: count, stalledAt: instant.nullable() })),
+      batches: z.array(
+        batch.extend({
+          stalls: count,
+          stalledAt: instant.nullable(),
+          renewedAt: instant.optional(),
+        }),
+      ),
       made: z.array(z.object({ quality, startSegment: count, endSegment: count })),
       needs: z.array(
         z.object({

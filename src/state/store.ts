@@ -84,6 +84,12 @@ export interface StreamSessionStore {
     batchNumber: number,
     now: Instant,
   ): MaybePromise<Change<BatchState>>;
+  /** The batch's encoder is still at work: it stalls a batch timeout from now. Announces nothing. */
+  renewBatchClaim(
+    streamSessionId: string,
+    batchNumber: number,
+    now: Instant,
+  ): MaybePromise<Change<BatchState>>;
   /** True when any made segment was in the range. */
   releaseSegments(input: ReleaseSegmentsInput, now: Instant): MaybePromise<Change<boolean>>;
 

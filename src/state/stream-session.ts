@@ -107,6 +107,8 @@ export interface BatchRecord extends BatchState {
   readonly stalls: number;
   /** When it last stalled (its next stall is a batch timeout after); null when it has not since its claim. */
   readonly stalledAt: Instant | null;
+  /** When its encoder last renewed the claim (it stalls a batch timeout after); absent when never. */
+  readonly renewedAt?: Instant;
 }
 
 /** What a StreamSession holds, as plain data (snapshots, other stores). */
@@ -534,12 +536,33 @@ export class StreamSession {
     return true;
   }
 
+  /**
+   * The encoder making a batch says it is still at work: the batch stalls a
+   * batch timeout after now instead of after its claim. CONFLICT when it is
+   * not being made: no such batch, complete, or stalled (announced again, it
+   * is for whoever claims it next). Nothing a viewer sees changes.
+   */
+  renewClaim(batchNumber: number, now: Instant): BatchState {
+    const batch = this.batchMap.get(batchNumber);
+    if (batch === undefined) {
+      throw new ConflictError(message('notABatch', { id: this.id, batchNumber }));
+    }
+    if (batch.isComplete) {
+      throw new ConflictError(message('renewComplete', { id: this.id, batchNumber }));
+    }
+    if (batch.stalledAt !== null) {
+      throw new ConflictError(message('renewStalled', { id: this.id, batchNumber }));
+    }
+    this.batchMap.set(batchNumber, { ...batch, renewedAt: now });
+    return publicBatch(batch);
+  }
+
   /** When the next batch in flight stalls, given the timeout; null with none in flight. */
   nextStallDeadline(batchTimeout: number): { batchNumber: number; deadline: Instant } | null {
     let next: { batchNumber: number; deadline: Instant } | null = null;
     for (const batch of this.batchMap.values()) {
       if (batch.isComplete) continue;
-      const deadline = (batch.stalledAt ?? batch.generationStarted) + batchTimeout;
+      const deadline = stallBase(batch) + batchTimeout;
       if (next === null || deadline < next.deadline) {
         next = { batchNumber: batch.batchNumber, deadline };
       }
@@ -893,6 +916,11 @@ function span(x: { startSegment: number; endSegment: number }): Span {
 }
 
 /** A batch as the API shows it, without the sweeper's bookkeeping. */
+/** What a batch in flight's stall deadline counts from: its last stall, renewal or claim. */
+export function stallBase(batch: BatchRecord): Instant {
+  return batch.stalledAt ?? batch.renewedAt ?? batch.generationStarted;
+}
+
 function publicBatch(batch: BatchState): BatchState {
   return {
     batchNumber: batch.batchNumber,

@@ -51,6 +51,7 @@ export const SCRIPTS = {
   hbcSetBatch: script('set-current-batch.lua'),
   hbcComplete: script('complete-batch.lua'),
   hbcRelease: script('release-segments.lua'),
+  hbcRenew: script('renew-batch-claim.lua'),
   hbcExpireClient: script('expire-client.lua'),
   hbcStallBatch: script('stall-batch.lua'),
   hbcEndIdle: script('end-idle-session.lua'),

@@ -230,6 +230,21 @@ export class RedisStore implements StreamSessionStore {
     };
   }
 
+  async renewBatchClaim(
+    streamSessionId: string,
+    batchNumber: number,
+    now: Instant,
+  ): Promise<Change<BatchState>> {
+    const reply = await this.run<BatchState>(
+      'hbcRenew',
+      streamSessionId,
+      batchNumber,
+      now,
+      this.timeouts.batchTimeout,
+    );
+    return { result: publicBatch(reply.result), announced: NONE };
+  }
+
   async releaseSegments(input: ReleaseSegmentsInput, now: Instant): Promise<Change<boolean>> {
     const reply = await this.run<boolean>(
       'hbcRelease',

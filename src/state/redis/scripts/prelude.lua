@@ -40,7 +40,8 @@
 --   currentBatch    JSON BatchState, the batch claimed most recently; absent
 --                   before the first claim
 --   batches         JSON list of BatchRecord (BatchState plus stalls, stalledAt
---                   (absent for null), queued), in the order first claimed:
+--                   (absent for null), renewedAt (absent when never renewed),
+--                   queued), in the order first claimed:
 --                   in flight, and complete ones not wholly released
 --   made            JSON { quality: [[start, end], ...] }: segments of
 --                   completed batches not released, sorted, disjoint

@@ -57,6 +57,7 @@ if need ~= nil and need.reason == 'STALLED' and existing ~= nil then
   existing.generationStarted = now
   existing.stalls = 0
   existing.stalledAt = nil
+  existing.renewedAt = nil
   S.current = publicBatch(existing)
   setDeadline(S, existing, deadline)
   saveSession(S, now)

@@ -1,0 +1,145 @@
+/**
+ * `npm run encoder`: the encoder worker and the segment server in one
+ * process, configured from the environment (see docs/pipeline-interfaces.md).
+ *
+ *   COORDINATOR_URL=http://127.0.0.1:4000/graphql ENCODER_TOKEN=… npm run encoder
+ *
+ * SIGTERM or SIGINT stops every ffmpeg it runs (SIGTERM, then SIGKILL after a
+ * short grace), closes the segment server and exits 0.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { type Logger, pino } from 'pino';
+import { type EncoderEnv, readEnv } from './config.js';
+import { startEncoderWorker } from './worker.js';
+
+function createLogger(level: EncoderEnv['LOG_LEVEL']): Logger {
+  const options = { level, name: 'hls-encoder' };
+  if (!process.stdout.isTTY) return pino(options, pino.destination({ fd: 1, sync: true }));
+  return pino({
+    ...options,
+    transport: {
+      target: 'pino-pretty',
+      options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name' },
+    },
+  });
+}
+
+/** Resolves when `ffmpeg -version` runs; rejects with a message naming FFMPEG_PATH otherwise. */
+function checkFfmpeg(ffmpegPath: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(ffmpegPath, ['-hide_banner', '-version'], { stdio: 'ignore' });
+    child.on('error', (error) =>
+      reject(new Error(`FFMPEG_PATH: cannot run ${ffmpegPath}: ${error.message}`)),
+    );
+    child.on('close', (code) =>
+      code === 0
+        ? resolve()
+        : reject(new Error(`FFMPEG_PATH: ${ffmpegPath} -version exited with code ${code}`)),
+    );
+  });
+}
+
+/** What `./segment-server.js` offers (docs/pipeline-interfaces.md). */
+interface SegmentServerModule {
+  startSegmentServer(options: {
+    outputDir: string;
+    port: number;
+    host?: string;
+    coordinatorUrl: string;
+    token: string;
+    holdSeconds?: number;
+    onError?: (error: Error) => void;
+  }): Promise<{ url: string; port: number; close(): Promise<void> }>;
+}
+
+/**
+ * The segment server is built alongside (encoder/segment-server.ts); it is
+ * loaded when started, so that the worker runs (SEGMENT_SERVER=off) in a
+ * build without it.
+ */
+async function loadSegmentServer(): Promise<SegmentServerModule> {
+  const specifier = './segment-server.js';
+  try {
+    return (await import(specifier)) as SegmentServerModule;
+  } catch (error) {
+    throw new Error(
+      `the segment server (encoder/segment-server.ts) cannot be loaded: ${(error as Error).message}; set SEGMENT_SERVER=off to run the worker alone`,
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const env = readEnv();
+  const log = createLogger(env.LOG_LEVEL);
+  const outputDir = path.resolve(env.OUTPUT_DIR);
+  await checkFfmpeg(env.FFMPEG_PATH);
+
+  const worker = startEncoderWorker({
+    coordinatorUrl: env.COORDINATOR_URL,
+    ...(env.ENCODER_TOKEN ? { token: env.ENCODER_TOKEN } : {}),
+    outputDir,
+    concurrency: env.ENCODER_CONCURRENCY,
+    ffmpegPath: env.FFMPEG_PATH,
+    ...(env.FFPROBE_PATH ? { ffprobePath: env.FFPROBE_PATH } : {}),
+    preset: env.ENCODER_PRESET,
+    releaseMargin: env.RELEASE_MARGIN,
+    renewIntervalMs: env.RENEW_INTERVAL * 1_000,
+    logger: log,
+  });
+
+  let server: { url: string; close(): Promise<void> } | undefined;
+  if (env.SEGMENT_SERVER === 'on') {
+    try {
+      const { startSegmentServer } = await loadSegmentServer();
+      server = await startSegmentServer({
+        outputDir,
+        port: env.SEGMENT_PORT,
+        host: env.SEGMENT_HOST,
+        coordinatorUrl: env.COORDINATOR_URL,
+        token: env.ENCODER_TOKEN ?? '',
+        holdSeconds: env.SEGMENT_HOLD_SECONDS,
+        onError: (error) => log.warn({ err: error }, 'segment server'),
+      });
+    } catch (error) {
+      await worker.close();
+      throw error;
+    }
+  }
+  log.info(
+    {
+      segmentServer: server?.url ?? null,
+      outputDir,
+      coordinator: env.COORDINATOR_URL,
+      concurrency: env.ENCODER_CONCURRENCY,
+    },
+    `encoder started: segments at ${server ? `${server.url}/sessions/<id>/master.m3u8` : '(segment server off)'}, files in ${outputDir}`,
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping: ffmpeg children first');
+    await Promise.allSettled([worker.close(), server?.close()]);
+    process.exit(0);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => void stop(signal));
+  }
+  try {
+    await worker.done;
+  } catch (error) {
+    log.fatal({ err: error }, 'the encoder gives up');
+    await server?.close();
+    process.exit(1);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`[encoder] ${(error as Error).message}`);
+  process.exit(1);
+});
