@@ -41,6 +41,13 @@ export const CHROMIUM = '/usr/bin/chromium';
 export const ADMIN_TOKEN = 'pipeline-admin-token-0001';
 export const ENCODER_TOKEN = 'pipeline-encoder-token-01';
 const CLIENT_TOKEN_SECRET = 'p'.repeat(40);
+/**
+ * libx264's fastest preset: the test video is synthetic and tiny, and on a
+ * shared 2-core machine (other test files, Chromium, other engineers' ffmpeg)
+ * the encoder must stay well ahead of a player at twice real time. veryfast
+ * (the worker's default) needs about 1.7 times the CPU for a batch here.
+ */
+export const ENCODER_PRESET = 'ultrafast';
 const DAY = 86_400_000;
 
 /** The service's settings for the pipeline: short segments and batches, so boundaries come often. */
@@ -325,6 +332,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
           token: ENCODER_TOKEN,
           outputDir,
           concurrency: options.workerConcurrency ?? 2,
+          preset: ENCODER_PRESET,
           renewIntervalMs: 2_000,
         });
         pipeline.worker.done.catch((error: Error) => problems.push(`worker: ${error.message}`));
@@ -551,4 +559,117 @@ export function realTimeFfmpeg(dir: string): string {
   );
   chmodSync(file, 0o755);
   return file;
+}
+
+/**
+ * The batch boundaries a player crossed while playing (the first segments of
+ * the batches after its first, batches of PIPELINE.batchSize from
+ * startSegment), each with its margin: how long before the playhead entered
+ * that segment it had been loaded (negative or small: a stall, or close to one).
+ */
+export function boundaries(
+  s: PlayerState,
+  startSegment: number,
+  batchSize: number = PIPELINE.batchSize,
+): Array<{ segment: number; marginMs: number }> {
+  const crossed: Array<{ segment: number; marginMs: number }> = [];
+  const seen = new Set<number>();
+  for (const f of s.frags) {
+    if (seen.has(f.sn)) continue;
+    seen.add(f.sn);
+    if (f.sn <= startSegment || (f.sn - startSegment) % batchSize !== 0) continue;
+    const loaded = s.loaded.find((l) => l.sn === f.sn && l.height === f.height);
+    crossed.push({ segment: f.sn, marginMs: loaded === undefined ? 0 : f.at - loaded.at });
+  }
+  return crossed;
+}
+
+export interface PipelineMeasurements {
+  /** From hls.loadSource to the first 'playing', per player. */
+  timeToFirstFrameMs: number[];
+  /** From 'seeking' to the next 'playing' (or the playhead moving on), per seek. */
+  seekToPlayingMs: number[];
+  boundariesCrossed: number;
+  /** 'waiting' and BUFFER_STALLED_ERROR after the first frame, seeks excluded. */
+  stalls: number;
+  /** Per boundary crossed: how long before it played the next batch's first segment was loaded. */
+  boundaryMarginsMs: number[];
+}
+
+/**
+ * For `npm run bench`: the pipeline's figures from one run, on a pipeline of
+ * its own. One viewer plays from the start across `boundaries` batch
+ * boundaries; then `seeks` viewers, each in a session of its own, seek far
+ * ahead (to 36.5 s) after their first segment, and as many seek back into a
+ * gap (a session started at segment 15, back to 6.5 s).
+ */
+export async function measurePipeline(
+  options: { boundaries?: number; seeks?: number } = {},
+): Promise<PipelineMeasurements> {
+  const wanted = options.boundaries ?? 4;
+  const seeks = options.seeks ?? 2;
+  const pipeline = await startPipeline();
+  const m: PipelineMeasurements = {
+    timeToFirstFrameMs: [],
+    seekToPlayingMs: [],
+    boundariesCrossed: 0,
+    stalls: 0,
+    boundaryMarginsMs: [],
+  };
+  const D = PIPELINE.segmentDuration;
+  async function viewer(input: Record<string, unknown>, startPosition?: number) {
+    const id = uniqueId('bench');
+    await pipeline.createSession(id, input);
+    const page = await pipeline.newPage();
+    const player = await pipeline.startPlayer(page, {
+      streamSessionId: id,
+      sessionId: 'v',
+      ...(startPosition === undefined ? {} : { startPosition }),
+    });
+    const s = await player.until('show a first frame', (x) => x.firstPlayingAt !== null, 30_000);
+    m.timeToFirstFrameMs.push(s.firstPlayingAt! - s.startedAt);
+    return {
+      player,
+      async seek(seconds: number) {
+        await player.seek(seconds);
+        const after = await player.until(
+          `play again after a seek to ${seconds} s`,
+          (x) => x.seeks.some((k) => Math.abs(k.target - seconds) < 0.5 && k.advancedAt !== null),
+          30_000,
+        );
+        const k = after.seeks.filter((x) => Math.abs(x.target - seconds) < 0.5).at(-1)!;
+        m.seekToPlayingMs.push((k.playingAt ?? k.advancedAt!) - k.at);
+      },
+      async end() {
+        await page.close();
+        await pipeline.admin('mutation E($id: ID!) { endStreamSession(id: $id) }', { id });
+      },
+    };
+  }
+  try {
+    const steady = await viewer({});
+    const s = await steady.player.until(
+      `cross ${wanted} boundaries`,
+      (x) => (x.frags.at(-1)?.sn ?? -1) >= wanted * PIPELINE.batchSize,
+      wanted * PIPELINE.batchSize * D * 1_000,
+    );
+    const crossed = boundaries(s, 0);
+    m.boundariesCrossed = crossed.length;
+    m.boundaryMarginsMs = crossed.map((c) => c.marginMs);
+    m.stalls = s.stalls.length;
+    await steady.end();
+    for (let i = 0; i < seeks; i++) {
+      const ahead = await viewer({});
+      await ahead.player.until('play segment 1', (x) => (x.frags.at(-1)?.sn ?? -1) >= 1, 20_000);
+      await ahead.seek(36.5);
+      await ahead.end();
+      const back = await viewer({ startSegment: 15 }, 15 * D + 0.5);
+      await back.player.until('play segment 16', (x) => (x.frags.at(-1)?.sn ?? -1) >= 16, 20_000);
+      await back.seek(3 * D + 0.5);
+      await back.end();
+    }
+    return m;
+  } finally {
+    await pipeline.close();
+  }
 }
