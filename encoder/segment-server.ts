@@ -257,8 +257,10 @@ export async function startSegmentServer(options: SegmentServerOptions): Promise
     created.poll.unref();
     try {
       created.watcher = watch(dir, { persistent: false }, (_event, filename) => {
-        if (typeof filename === 'string' && SEGMENT.test(filename)) void check(created, filename);
-        else void check(created);
+        // ffmpeg's writes to seg_<n>.ts.tmp come by the hundred: only the rename into place
+        // (an event named seg_<n>.ts) matters. No name at all: look at everything.
+        if (typeof filename !== 'string') void check(created);
+        else if (SEGMENT.test(filename)) void check(created, filename);
       });
       created.watcher.on('error', (error) => {
         // The directory went (a session's segments deleted): the poll carries on.
@@ -537,10 +539,13 @@ export async function startSegmentServer(options: SegmentServerOptions): Promise
       closing = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const end of [...held]) end();
+      // A connection becomes idle when its response is finished: close each as it does.
+      const idle = setInterval(() => server.closeIdleConnections(), 20);
       server.closeIdleConnections();
       // Segments being streamed get a moment; then the rest are cut.
       const cut = setTimeout(() => server.closeAllConnections(), 1_000);
       await closed;
+      clearInterval(idle);
       clearTimeout(cut);
       for (const w of dirs.values()) {
         clearInterval(w.poll);

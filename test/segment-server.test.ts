@@ -226,6 +226,31 @@ describe('segments', () => {
     await eventually(() => segments.stats().held === 0 && segments.stats().watchedDirs === 0);
   });
 
+  it('is woken by fs.watch, not the poll: with the poll slowed to a minute, a rename releases it', async () => {
+    const watchOnly = await startSegmentServer({
+      outputDir,
+      port: 0,
+      coordinatorUrl: service.url,
+      token: ENCODER_TOKEN,
+      pollMs: 60_000,
+    });
+    try {
+      const id = await freshSession();
+      const pending = fetch(`${watchOnly.url}/sessions/${id}/480p/seg_2.ts`);
+      await eventually(() => watchOnly.stats().held === 1);
+      // ffmpeg writes the temp file in many chunks before the rename.
+      const file = segmentPath(outputDir, id, '480p', 2);
+      for (let i = 0; i < 20; i++) await writeFile(`${file}.tmp`, 'x'.repeat(1000 * (i + 1)));
+      const renamedAt = Date.now();
+      await rename(`${file}.tmp`, file);
+      const response = await pending;
+      expect(await response.text()).toBe('x'.repeat(20_000));
+      expect(Date.now() - renamedAt).toBeLessThan(500);
+    } finally {
+      await watchOnly.close();
+    }
+  });
+
   it('creates the rendition directory to watch when the encoder has not yet', async () => {
     const id = await freshSession();
     const pending = get(`/sessions/${id}/1080p/seg_0.ts`);
