@@ -25,8 +25,8 @@ export interface SegmentServerOptions {
   host?: string;
   /** The service's http(s) URL of /graphql. */
   coordinatorUrl: string;
-  /** The encoder token (reads sessions). */
-  token: string;
+  /** The encoder (or admin) token, to read sessions; none with the service's AUTH=off. */
+  token?: string;
   /** Seconds a request for a segment not made yet is held before 503 (default 20). */
   holdSeconds?: number;
   /** For tests: the fetch the service is asked with. */
@@ -61,15 +61,16 @@ export interface SessionLength {
 }
 
 /**
- * CODECS per rendition: libx264's High profile (its default) at the level it
- * picks for the ladder's sizes at 25-30 fps (3.0, 3.1, 4.0), and AAC-LC.
+ * CODECS per rendition: H.264 Main profile, as the worker asks libx264 for
+ * (`-profile:v main`), at the level libx264 picks for the ladder's sizes at
+ * 25-30 fps (3.0, 3.1, 4.0; checked with ffprobe), and AAC-LC.
  * A source smaller than a rendition is encoded smaller, at a lower level: a
  * player that can decode the declared level can decode it.
  */
 const CODECS: Record<Rendition['name'], string> = {
-  '1080p': 'avc1.640028,mp4a.40.2',
-  '720p': 'avc1.64001f,mp4a.40.2',
-  '480p': 'avc1.64001e,mp4a.40.2',
+  '1080p': 'avc1.4d4028,mp4a.40.2',
+  '720p': 'avc1.4d401f,mp4a.40.2',
+  '480p': 'avc1.4d401e,mp4a.40.2',
 };
 
 const SEGMENT = /^seg_(\d{1,9})\.ts$/;
@@ -170,7 +171,7 @@ export async function startSegmentServer(options: SegmentServerOptions): Promise
         headers: {
           'content-type': 'application/json',
           accept: 'application/json',
-          authorization: `Bearer ${options.token}`,
+          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
         },
         body: JSON.stringify({ query: SESSION_QUERY, variables: { id } }),
         signal: AbortSignal.timeout(coordinatorTimeoutMs),
@@ -256,8 +257,10 @@ export async function startSegmentServer(options: SegmentServerOptions): Promise
     created.poll.unref();
     try {
       created.watcher = watch(dir, { persistent: false }, (_event, filename) => {
-        if (typeof filename === 'string' && SEGMENT.test(filename)) void check(created, filename);
-        else void check(created);
+        // ffmpeg's writes to seg_<n>.ts.tmp come by the hundred: only the rename into place
+        // (an event named seg_<n>.ts) matters. No name at all: look at everything.
+        if (typeof filename !== 'string') void check(created);
+        else if (SEGMENT.test(filename)) void check(created, filename);
       });
       created.watcher.on('error', (error) => {
         // The directory went (a session's segments deleted): the poll carries on.
@@ -536,10 +539,13 @@ export async function startSegmentServer(options: SegmentServerOptions): Promise
       closing = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const end of [...held]) end();
+      // A connection becomes idle when its response is finished: close each as it does.
+      const idle = setInterval(() => server.closeIdleConnections(), 20);
       server.closeIdleConnections();
       // Segments being streamed get a moment; then the rest are cut.
       const cut = setTimeout(() => server.closeAllConnections(), 1_000);
       await closed;
+      clearInterval(idle);
       clearTimeout(cut);
       for (const w of dirs.values()) {
         clearInterval(w.poll);

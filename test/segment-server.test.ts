@@ -110,11 +110,11 @@ describe('playlists', () => {
         '#EXTM3U',
         '#EXT-X-VERSION:3',
         '#EXT-X-INDEPENDENT-SEGMENTS',
-        `#EXT-X-STREAM-INF:BANDWIDTH=${bandwidth(LADDER[0]!)},RESOLUTION=1920x1080,CODECS="avc1.640028,mp4a.40.2"`,
+        `#EXT-X-STREAM-INF:BANDWIDTH=${bandwidth(LADDER[0]!)},RESOLUTION=1920x1080,CODECS="avc1.4d4028,mp4a.40.2"`,
         '1080p/index.m3u8',
-        `#EXT-X-STREAM-INF:BANDWIDTH=${bandwidth(LADDER[1]!)},RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2"`,
+        `#EXT-X-STREAM-INF:BANDWIDTH=${bandwidth(LADDER[1]!)},RESOLUTION=1280x720,CODECS="avc1.4d401f,mp4a.40.2"`,
         '720p/index.m3u8',
-        `#EXT-X-STREAM-INF:BANDWIDTH=${bandwidth(LADDER[2]!)},RESOLUTION=854x480,CODECS="avc1.64001e,mp4a.40.2"`,
+        `#EXT-X-STREAM-INF:BANDWIDTH=${bandwidth(LADDER[2]!)},RESOLUTION=854x480,CODECS="avc1.4d401e,mp4a.40.2"`,
         '480p/index.m3u8',
         '',
       ].join('\n'),
@@ -224,6 +224,31 @@ describe('segments', () => {
     expect(latency).toBeLessThan(1_000);
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);
     await eventually(() => segments.stats().held === 0 && segments.stats().watchedDirs === 0);
+  });
+
+  it('is woken by fs.watch, not the poll: with the poll slowed to a minute, a rename releases it', async () => {
+    const watchOnly = await startSegmentServer({
+      outputDir,
+      port: 0,
+      coordinatorUrl: service.url,
+      token: ENCODER_TOKEN,
+      pollMs: 60_000,
+    });
+    try {
+      const id = await freshSession();
+      const pending = fetch(`${watchOnly.url}/sessions/${id}/480p/seg_2.ts`);
+      await eventually(() => watchOnly.stats().held === 1);
+      // ffmpeg writes the temp file in many chunks before the rename.
+      const file = segmentPath(outputDir, id, '480p', 2);
+      for (let i = 0; i < 20; i++) await writeFile(`${file}.tmp`, 'x'.repeat(1000 * (i + 1)));
+      const renamedAt = Date.now();
+      await rename(`${file}.tmp`, file);
+      const response = await pending;
+      expect(await response.text()).toBe('x'.repeat(20_000));
+      expect(Date.now() - renamedAt).toBeLessThan(500);
+    } finally {
+      await watchOnly.close();
+    }
   });
 
   it('creates the rendition directory to watch when the encoder has not yet', async () => {

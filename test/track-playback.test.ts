@@ -301,6 +301,27 @@ describe('trackPlayback with fakes', () => {
     expect(tracking?.position?.segmentNumber).toBe(6);
   });
 
+  it('a waiting right after a seek does not report the prefetch hls.js has yet to drop', async () => {
+    // Found in Chromium (test/pipeline.e2e.test.ts (c)): 'waiting' follows 'seeking' before
+    // hls.js aborts the fragment it was prefetching far from the new playhead.
+    vi.useFakeTimers();
+    start();
+    video.currentTime = 31;
+    video.ranges = [[23.96, 35.96]];
+    hls.changed(5);
+    hls.loading(6); // prefetch while 5 plays
+    await settle();
+    video.seeking = true;
+    video.currentTime = 3.5; // back into what is not buffered
+    video.fire('seeking');
+    video.fire('waiting');
+    await settle();
+    expect(net.positions()).toEqual(['5/Q720P']);
+    hls.loading(0); // what hls.js loads for the new playhead
+    await settle();
+    expect(net.positions()).toEqual(['5/Q720P', '0/Q720P']);
+  });
+
   it('FRAG_LOADING while the playhead is not buffered counts as waiting', async () => {
     vi.useFakeTimers();
     start();

@@ -389,8 +389,11 @@ export function trackPlayback(
     }
   };
   const onWaiting = () => {
-    // Stalled at the end of the buffer: what it waits for is what hls.js is loading.
-    if (loading !== null && !playheadBuffered()) {
+    // Stalled at the end of the buffer: what it waits for is what hls.js is loading, when that
+    // is at the playhead. After a seek, 'waiting' comes before hls.js drops the prefetch it had
+    // in flight, far from the new playhead: reporting that would announce a need nobody has.
+    const t = video.currentTime;
+    if (loading !== null && loading.start - 0.5 <= t && t < loading.end && !playheadBuffered()) {
       waiting = loading;
       update();
     }
