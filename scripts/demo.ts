@@ -116,8 +116,8 @@ async function realDemo(ffmpeg: string): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
   try {
     // A batch takes real time to encode: the encoder renews its claim while ffmpeg
-    // progresses, and BATCH_TIMEOUT is generous in case this service predates that.
-    config = loadConfig({ BATCH_TIMEOUT: '300', ...process.env, STORE: 'memory' });
+    // progresses (renewBatchClaim), so the service's BATCH_TIMEOUT holds as it is.
+    config = loadConfig({ ...process.env, STORE: 'memory' });
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message);
     throw error;
