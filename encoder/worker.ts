@@ -247,7 +247,11 @@ export function startEncoderWorker(options: EncoderWorkerOptions): EncoderWorker
 
   function onNeed(need: Need): void {
     if (stopping.signal.aborted) return;
-    const key = `${need.streamSession.id}#${need.batchNumber}`;
+    // A number alone is not a need: the service gives a withdrawn need's number to the next
+    // need of the session (another range), maybe while the withdrawn one waits here for its
+    // turn or its claim. The range is part of the key (a need never changes once announced;
+    // a STALLED one has its batch's number and range again, so it finds the job making it).
+    const key = `${need.streamSession.id}#${need.batchNumber}#${need.startSegment}-${need.endSegment}`;
     const existing = jobs.get(key);
     if (existing !== undefined) {
       // Announced STALLED while we make it: the service gave up on our claim
