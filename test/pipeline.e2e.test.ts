@@ -320,7 +320,12 @@ describe('the pipeline in Chromium', { timeout: 90_000 }, () => {
           expect(batch).toMatchObject({ isComplete: false, endSegment: 2 * BATCH - 1 });
 
           // The second worker.
-          pipeline.startWorker();
+          const second = pipeline.startWorker();
+          const reclaims: number[] = [];
+          second.events.on('claimed', (ref) => {
+            if (ref.streamSessionId === id && ref.batchNumber === batch.batchNumber)
+              reclaims.push(Date.now());
+          });
           const stalled = await waitFor(
             () =>
               needs.needs.find(
@@ -346,6 +351,9 @@ describe('the pipeline in Chromium', { timeout: 90_000 }, () => {
             (b: any) => b.batchNumber === batch.batchNumber,
           );
           expect(after).toMatchObject({ isComplete: true, isStalled: false });
+          // Made by the second worker, which claimed it again (only a STALLED batch can be).
+          expect(reclaims).toHaveLength(1);
+          console.log(`(f): re-claimed ${reclaims[0]! - killedAt} ms after the kill`);
           expect(resumed.errors.filter((e) => e.fatal)).toEqual([]);
         } finally {
           await needs.stop();
