@@ -55,7 +55,10 @@ const Env = z.object({
     .default('on'),
   SEGMENT_HOLD_SECONDS: seconds('SEGMENT_HOLD_SECONDS').default(20),
   RELEASE_MARGIN: whole('RELEASE_MARGIN', 0).default(10),
-  RENEW_INTERVAL: seconds('RENEW_INTERVAL').default(10),
+  /** Seconds between renewals; BATCH_TIMEOUT / 3 when that is set, else 10. */
+  RENEW_INTERVAL: seconds('RENEW_INTERVAL').optional(),
+  /** The service's BATCH_TIMEOUT, when the encoder shares its environment. */
+  BATCH_TIMEOUT: seconds('BATCH_TIMEOUT').optional(),
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { error: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` })
     .default('info'),
@@ -76,4 +79,15 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): EncoderEnv {
     return issue.message.includes(name) ? issue.message : `${name}: ${issue.message}`;
   });
   throw new Error(`bad configuration:\n  ${problems.join('\n  ')}`);
+}
+
+/**
+ * How often a batch's claim is renewed: RENEW_INTERVAL, else a third of the
+ * service's BATCH_TIMEOUT when the environment has it, else 10 s (well within
+ * the service's default of 120 s).
+ */
+export function renewIntervalMs(env: EncoderEnv): number {
+  if (env.RENEW_INTERVAL !== undefined) return env.RENEW_INTERVAL * 1_000;
+  if (env.BATCH_TIMEOUT !== undefined) return (env.BATCH_TIMEOUT * 1_000) / 3;
+  return 10_000;
 }

@@ -14,6 +14,7 @@
  * split, each copy scaled (never up) and encoded to its own HLS output.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { access, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -166,13 +167,20 @@ export async function removeTempSegments(dir: string): Promise<void> {
   );
 }
 
-/** ffprobe: FFPROBE_PATH, else next to ffmpeg when that is a path, else on the PATH. */
-export function ffprobePathFor(ffmpegPath: string, env = process.env): string {
+/**
+ * ffprobe: FFPROBE_PATH; else the one next to ffmpeg when ffmpeg is given as
+ * a path (`…/ffmpeg-5` → `…/ffprobe-5`, or `…/ffprobe`) and it exists there;
+ * else `ffprobe` on the PATH (so a wrapper script as FFMPEG_PATH still works).
+ */
+export function ffprobePathFor(ffmpegPath: string, env: NodeJS.ProcessEnv = process.env): string {
   if (env.FFPROBE_PATH) return env.FFPROBE_PATH;
   if (ffmpegPath.includes('/')) {
     const dir = path.dirname(ffmpegPath);
-    const base = path.basename(ffmpegPath).replace(/ffmpeg/, 'ffprobe');
-    return path.join(dir, base === path.basename(ffmpegPath) ? 'ffprobe' : base);
+    const base = path.basename(ffmpegPath);
+    const candidates = [base.replace('ffmpeg', 'ffprobe'), 'ffprobe'].filter((c) => c !== base);
+    for (const candidate of candidates) {
+      if (existsSync(path.join(dir, candidate))) return path.join(dir, candidate);
+    }
   }
   return 'ffprobe';
 }
@@ -260,6 +268,25 @@ export interface RunningFfmpeg {
   kill(graceMs?: number): Promise<FfmpegResult>;
 }
 
+/** Process groups of the ffmpeg processes running now, for `killAllNow`. */
+const liveGroups = new Set<number>();
+
+/**
+ * SIGKILLs every ffmpeg this process started and that still runs:
+ * synchronous, for `process.on('exit')`, so that a crash of the worker
+ * leaves no encoder running on.
+ */
+export function killAllNow(): void {
+  for (const pid of liveGroups) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  }
+  liveGroups.clear();
+}
+
 /**
  * Starts ffmpeg in a process group of its own (so a wrapper script and its
  * children are stopped with it), reading `-progress` from stdout and keeping
@@ -275,6 +302,8 @@ export function startFfmpeg(
   let stderr = '';
   let spawnError: Error | undefined;
   const child = spawn(ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const group = child.pid;
+  if (group !== undefined) liveGroups.add(group);
   let pending: Partial<Record<string, string>> = {};
   let partial = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
@@ -312,6 +341,7 @@ export function startFfmpeg(
   });
   const done = new Promise<FfmpegResult>((resolve) => {
     child.on('close', (code, signal) => {
+      if (group !== undefined) liveGroups.delete(group);
       resolve({
         code: spawnError ? null : code,
         signal,

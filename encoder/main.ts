@@ -10,7 +10,8 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { type Logger, pino } from 'pino';
-import { type EncoderEnv, readEnv } from './config.js';
+import { type EncoderEnv, readEnv, renewIntervalMs } from './config.js';
+import { killAllNow } from './ffmpeg.js';
 import { startEncoderWorker } from './worker.js';
 
 function createLogger(level: EncoderEnv['LOG_LEVEL']): Logger {
@@ -72,6 +73,12 @@ async function loadSegmentServer(): Promise<SegmentServerModule> {
 async function main(): Promise<void> {
   const env = readEnv();
   const log = createLogger(env.LOG_LEVEL);
+  // However this process ends, no ffmpeg of it runs on (they are in process groups of their own).
+  process.on('exit', killAllNow);
+  process.on('uncaughtException', (error) => {
+    log.fatal({ err: error }, 'uncaught exception: exiting');
+    process.exit(1);
+  });
   const outputDir = path.resolve(env.OUTPUT_DIR);
   await checkFfmpeg(env.FFMPEG_PATH);
 
@@ -84,7 +91,7 @@ async function main(): Promise<void> {
     ...(env.FFPROBE_PATH ? { ffprobePath: env.FFPROBE_PATH } : {}),
     preset: env.ENCODER_PRESET,
     releaseMargin: env.RELEASE_MARGIN,
-    renewIntervalMs: env.RENEW_INTERVAL * 1_000,
+    renewIntervalMs: renewIntervalMs(env),
     logger: log,
   });
 

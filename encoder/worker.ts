@@ -210,7 +210,10 @@ export function startEncoderWorker(options: EncoderWorkerOptions): EncoderWorker
     keepAlive: 10_000,
     retryAttempts: Number.POSITIVE_INFINITY,
     retryWait: async (retries) => {
-      await sleep(Math.min(reconnectMaxMs, 250 * 2 ** retries) * (0.5 + Math.random() / 2));
+      await sleep(
+        Math.min(reconnectMaxMs, 250 * 2 ** retries) * (0.5 + Math.random() / 2),
+        stopping.signal,
+      );
     },
     shouldRetry: (event) => (event as { code?: number }).code !== FORBIDDEN_CLOSE,
     on: {

@@ -14,12 +14,23 @@ import {
   type EncodeBatchOptions,
   encodeBatch,
   ffprobePathFor,
+  killAllNow,
   probeHeight,
   SourceHeights,
+  startFfmpeg,
   TIMESTAMP_BASE_SECONDS,
 } from '../encoder/ffmpeg.js';
 import { LADDER, renditionOf } from '../encoder/ladder.js';
-import { FFMPEG, FFPROBE, makeSource, probe, segmentNames } from './encoder-media.js';
+import {
+  FFMPEG,
+  FFPROBE,
+  makeSource,
+  pgrep,
+  probe,
+  script,
+  segmentNames,
+} from './encoder-media.js';
+import { eventually } from './fixtures.js';
 
 const [R1080, R720, R480] = LADDER as [
   (typeof LADDER)[number],
@@ -111,10 +122,11 @@ describe('buildFfmpegArgs', () => {
     expect(() => buildFfmpegArgs({ ...base, startSegment: 5, endSegment: 4 })).toThrow();
   });
 
-  it('finds ffprobe next to ffmpeg, unless FFPROBE_PATH says', () => {
-    expect(ffprobePathFor('/opt/ff/bin/ffmpeg', {})).toBe('/opt/ff/bin/ffprobe');
+  it('finds ffprobe next to ffmpeg, else on the PATH, unless FFPROBE_PATH says', () => {
+    expect(ffprobePathFor(FFMPEG, {})).toBe(FFPROBE);
+    expect(ffprobePathFor('/no/such/dir/ffmpeg', {})).toBe('ffprobe');
     expect(ffprobePathFor('ffmpeg', {})).toBe('ffprobe');
-    expect(ffprobePathFor('/usr/bin/ffmpeg', { FFPROBE_PATH: '/x/probe' })).toBe('/x/probe');
+    expect(ffprobePathFor(FFMPEG, { FFPROBE_PATH: '/x/probe' })).toBe('/x/probe');
   });
 });
 
@@ -241,6 +253,18 @@ describe('encodeBatch with real ffmpeg', () => {
       const left = await readdir(path.join(out, name));
       expect(left.filter((f) => f.endsWith('.tmp'))).toEqual([]);
     }
+  });
+
+  it('killAllNow (the worker process exiting) SIGKILLs every ffmpeg still running, wrapper and all', async () => {
+    // A wrapper with a child of its own; both carry the arguments on their command lines.
+    const wrapper = await script(dir, 'sleepy-ffmpeg', 'sh -c "sleep 600; : $*"\nexit 1');
+    const running = startFfmpeg(wrapper, ['killall-marker', dir]);
+    await eventually(async () => (await pgrep(`killall-marker ${dir}`)).length === 2);
+    killAllNow();
+    const result = await running.done;
+    expect(result.signal).toBe('SIGKILL');
+    // Its child (sleep) went with it: the whole process group.
+    await eventually(async () => (await pgrep(`killall-marker ${dir}`)).length === 0);
   });
 
   it('probes the source height once per source; a missing source is an error', async () => {

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readEnv } from '../encoder/config.js';
+import { readEnv, renewIntervalMs } from '../encoder/config.js';
 import { sessionDir } from '../encoder/paths.js';
 import { FFMPEG, FFPROBE, makeSource, pgrep, script } from './encoder-media.js';
 import {
@@ -32,8 +32,11 @@ describe('the encoder’s environment', () => {
       SEGMENT_SERVER: 'on',
       SEGMENT_HOLD_SECONDS: 20,
       RELEASE_MARGIN: 10,
-      RENEW_INTERVAL: 10,
     });
+    expect(renewIntervalMs(readEnv({}))).toBe(10_000);
+    expect(renewIntervalMs(readEnv({ BATCH_TIMEOUT: '30' }))).toBe(10_000);
+    expect(renewIntervalMs(readEnv({ BATCH_TIMEOUT: '3' }))).toBe(1_000);
+    expect(renewIntervalMs(readEnv({ BATCH_TIMEOUT: '3', RENEW_INTERVAL: '0.5' }))).toBe(500);
     expect(
       readEnv({ SEGMENT_PORT: '0', ENCODER_CONCURRENCY: '3', SEGMENT_SERVER: 'off' }),
     ).toMatchObject({
@@ -81,6 +84,35 @@ describe('npm run encoder as a process', () => {
     const response = await server.gql(query, variables, { authorization: `Bearer ${ADMIN_TOKEN}` });
     expect(response.errors, JSON.stringify(response.errors)).toBeUndefined();
   }
+
+  it('SIGTERM while the service is unreachable: exits 0 at once, not after a reconnection backoff', async () => {
+    const lone = spawn(process.execPath, ['--import', 'tsx', 'encoder/main.ts'], {
+      env: {
+        ...process.env,
+        // Nothing listens on port 1: it keeps reconnecting.
+        COORDINATOR_URL: 'http://127.0.0.1:1/graphql',
+        OUTPUT_DIR: path.join(dir, 'lone'),
+        FFMPEG_PATH: FFMPEG,
+        SEGMENT_SERVER: 'off',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    lone.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    const exited = new Promise<number | null>((resolve) =>
+      lone.on('exit', (code) => resolve(code)),
+    );
+    try {
+      // Six failed attempts: the backoff is now at its cap, at least 2.5 s to the next.
+      await eventually(() => stdout.split('reconnecting').length > 6, { timeout: 30_000 });
+      const signalled = Date.now();
+      lone.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(Date.now() - signalled).toBeLessThan(2_000);
+    } finally {
+      if (lone.exitCode === null) lone.kill('SIGKILL');
+    }
+  });
 
   it('SIGTERM stops its ffmpeg and exits 0', async () => {
     const out = path.join(dir, 'output');

@@ -267,6 +267,58 @@ describe('the encoder worker', () => {
     expect(await files(out, 'broken', '480p')).toEqual([]);
   });
 
+  it('a slow but progressing ffmpeg renews its claim: not STALLED though it outlasts BATCH_TIMEOUT', async () => {
+    // 2.5 s, so that ffmpeg's silent start (a second or more on a loaded machine) stays within it.
+    await serve({ batchTimeout: 2_500 });
+    const out = outputDir();
+    // Real ffmpeg at the source's own pace (-re): 3 segments of 2 s take about 6 s.
+    const slow = await script(dir, `slow-ffmpeg-${counter}`, `exec ${FFMPEG} -re "$@"`);
+    const w = worker({ outputDir: out, ffmpegPath: slow, renewIntervalMs: 300 });
+    const needs = watchNeeds();
+    await createSession('slow', { batchSize: 3, threshold: 1 });
+    await move('slow', 'viewer', 0);
+    let stalledSeen = false;
+    const done = await eventually(
+      async () => {
+        const batch = (await session('slow'))?.batches[0];
+        if (batch?.isStalled) stalledSeen = true;
+        return batch?.isComplete === true && batch;
+      },
+      { timeout: 40_000 },
+    );
+    expect(done).toMatchObject({ startSegment: 0, endSegment: 2 });
+    expect(stalledSeen, JSON.stringify(w.stats)).toBe(false);
+    expect(needs.events.map((e) => e.data?.batchNeeded.reason)).not.toContain('STALLED');
+    // About one renewal per 300 ms of a 6 s encode: surely more than BATCH_TIMEOUT would allow without.
+    expect(w.stats.renewals).toBeGreaterThanOrEqual(5);
+    expect(w.stats.lost).toBe(0);
+    expect(w.stats.completed).toBe(1);
+    expect(await files(out, 'slow', '480p')).toEqual(sorted(segmentNames(0, 2)));
+  });
+
+  it('a renewal answered CONFLICT (the batch is no longer being made) stops that ffmpeg', async () => {
+    await serve();
+    const out = outputDir();
+    const slow = await script(dir, `slow-ffmpeg-${counter}`, `exec ${FFMPEG} -re "$@"`);
+    const w = worker({ outputDir: out, ffmpegPath: slow, renewIntervalMs: 200 });
+    const lost: string[] = [];
+    w.events.on('lost', (b) => lost.push(b.why));
+    await createSession('taken');
+    await move('taken', 'viewer', 0);
+    await eventually(() => w.stats.renewals >= 1, { timeout: 20_000 });
+    // Someone else completes it (an admin here): the next renewal is CONFLICT.
+    await admin(
+      `mutation { completeBatch(streamSessionId: "taken", batchNumber: 0) { isComplete } }`,
+      {},
+    );
+    await eventually(() => lost.length === 1, { timeout: 10_000 });
+    expect(lost[0]).toMatch(/renewal refused/);
+    await eventually(() => w.stats.running === 0, { timeout: 10_000 });
+    expect(await pgrep(`${out}/`)).toEqual([]);
+    expect(w.stats.completed).toBe(0);
+    expect(w.stats.lost).toBe(1);
+  });
+
   it('a silent ffmpeg is not renewed for: the batch stalls, and close() stops it', async () => {
     await serve({ batchTimeout: 1_000 });
     const out = outputDir();
@@ -288,9 +340,31 @@ describe('the encoder worker', () => {
     expect(w.stats.completed).toBe(0);
     // Announced STALLED while it "makes" it: the worker knows it lost the batch.
     await eventually(() => w.stats.lost >= 1, { timeout: 5_000 });
-    await eventually(async () => (await pgrep(out)).length > 0, { timeout: 5_000 });
+    await eventually(async () => (await pgrep(`${out}/`)).length > 0, { timeout: 5_000 });
     await w.close();
-    expect(await pgrep(out)).toEqual([]);
+    expect(await pgrep(`${out}/`)).toEqual([]);
+  });
+
+  it('a session ending while its batch is made: ffmpeg stopped, batch not completed, folder gone', async () => {
+    await serve();
+    const out = outputDir();
+    const slow = await script(dir, `slow-ffmpeg-${counter}`, `exec ${FFMPEG} -re "$@"`);
+    const w = worker({ outputDir: out, ffmpegPath: slow });
+    const completed: number[] = [];
+    w.events.on('completed', (b) => completed.push(b.batchNumber));
+    await createSession('short-lived');
+    await move('short-lived', 'viewer', 0);
+    // Wait for a first segment, so there is something to delete.
+    await eventually(async () => (await files(out, 'short-lived', '480p')).includes('seg_0.ts'), {
+      timeout: 20_000,
+    });
+    expect((await pgrep(`${out}/`)).length).toBeGreaterThan(0);
+    await admin(`mutation { endStreamSession(id: "short-lived") }`, {});
+    await eventually(() => w.stats.sessionsDeleted === 1, { timeout: 10_000 });
+    expect(existsSync(sessionDir(out, 'short-lived'))).toBe(false);
+    expect(await pgrep(`${out}/`)).toEqual([]);
+    expect(completed).toEqual([]);
+    expect(w.stats.running).toBe(0);
   });
 
   it('segments more than RELEASE_MARGIN behind the slowest viewer are deleted and released', async () => {
