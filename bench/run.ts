@@ -11,6 +11,7 @@ import { type LatencyResult, runLatency } from './latency.js';
 import { BENCH_DIR, pinning, pinSelf, startChild } from './lib/processes.js';
 import { settings } from './lib/settings.js';
 import { round, spread } from './lib/stats.js';
+import { type PipelineResult, runPipeline } from './pipeline.js';
 import { runScale, type ScaleResult } from './scale.js';
 import { DESCRIPTIONS, runThroughput, TARGETS, type ThroughputResult } from './throughput.js';
 
@@ -78,6 +79,7 @@ function report(
   latency: LatencyResult | null,
   memory: Memory | null,
   scale: ScaleResult | null,
+  pipeline: PipelineResult | null,
 ): { lines: string[]; targets: Array<{ target: string; value: string; pass: boolean }> } {
   const lines: string[] = [];
   const targets: Array<{ target: string; value: string; pass: boolean }> = [];
@@ -233,18 +235,52 @@ function report(
       r.perCpuSecond.median >= 0.9,
     );
   }
+  if (pipeline) {
+    const p = pipeline.playback;
+    const k = pipeline.keepUp;
+    lines.push(
+      '',
+      `Pipeline (real ffmpeg, segment server, hls.js in Chromium; segments of ${pipeline.segmentDuration} s for encoding, the e2e settings for playback)`,
+      '',
+      '| renditions | encode speed, × realtime (median) | runs |',
+      '| ---------- | --------------------------------- | ---- |',
+      ...pipeline.encode.map(
+        (e) =>
+          `| ${e.renditions} | ${fmt(e.speed, 2)} | ${e.runs.map((r) => fmt(r, 2)).join(', ')} |`,
+      ),
+      '',
+      `- full ladder: ${fmt(k.ladderSpeed, 2)}× realtime, ${fmt(k.startupSeconds, 2)} s start cost per batch; ` +
+        (k.smallestBatch === null
+          ? 'below 1×, no batch size keeps a 1× viewer fed for long on this machine'
+          : `keeps up with one 1× viewer from ${k.smallestBatch} segments a batch; up to ${k.largestWithoutRenewal} segments a batch finish within the default BATCH_TIMEOUT without renewal`) +
+        `; the first segment of a batch arrives in time with threshold ≥ ${k.smallestThreshold}`,
+      `- time to first frame: ${fmt(p.timeToFirstFrameMs.median)} ms median, ${fmt(p.timeToFirstFrameMs.max)} ms worst (${p.timeToFirstFrameMs.samples} players)`,
+      `- seek to playing: ${fmt(p.seekToPlayingMs.median)} ms median, ${fmt(p.seekToPlayingMs.max)} ms worst (${p.seekToPlayingMs.samples} seeks)`,
+      `- stalls: ${p.stalls} in ${p.boundariesCrossed} batch boundaries crossed (${fmt(p.stallsPer100Boundaries, 1)} per 100)`,
+    );
+    verdict(
+      'no stall across batch boundaries (one viewer, from the start)',
+      `${fmt(p.stallsPer100Boundaries, 1)} per 100 boundaries (${p.boundariesCrossed} crossed)`,
+      p.stalls === 0 && p.boundariesCrossed > 0,
+    );
+    verdict(
+      'a seek plays again within 5 s (worst)',
+      `${fmt(p.seekToPlayingMs.max)} ms`,
+      p.seekToPlayingMs.max <= 5000,
+    );
+  }
   lines.push('', '| target | figure | verdict |', '| ------ | ------ | ------- |');
   for (const v of targets) lines.push(`| ${v.target} | ${v.value} | ${v.pass ? 'PASS' : 'MISS'} |`);
   return { lines, targets };
 }
 
 async function main() {
-  pinSelf(1);
   const startedAt = new Date();
   const loadStart = loadavg();
   log(
     `machine: ${JSON.stringify(machine())}, load average ${loadStart.map((l) => l.toFixed(2)).join(' ')}`,
   );
+  let pipeline: PipelineResult | null = null;
   let throughput: ThroughputResult | null = null;
   let latency: LatencyResult | null = null;
   let memory: Memory | null = null;
@@ -259,6 +295,9 @@ async function main() {
       log(`${phase} took ${timings[phase]} s`);
     }
   };
+  // First, and unpinned: ffmpeg and Chromium use both cores, as they would here.
+  if (settings.phases.has('pipeline')) pipeline = await timed('pipeline', () => runPipeline(log));
+  pinSelf(1);
   if (settings.phases.has('throughput')) {
     throughput = await timed('throughput', () => runThroughput(log));
   }
@@ -274,7 +313,7 @@ async function main() {
     log(`memory and scale: ${settings.memoryClients} clients, in-process`);
     memory = await timed('memory', () => runMemory());
   }
-  const { lines, targets } = report(throughput, latency, memory, scale);
+  const { lines, targets } = report(throughput, latency, memory, scale, pipeline);
   console.log(lines.join('\n'));
   const results = {
     command: `${Object.entries(process.env)
@@ -291,10 +330,11 @@ async function main() {
     scale,
     latency,
     memory,
+    pipeline,
   };
   // Only a run of every phase replaces results.json (the figures bench/README.md
   // quotes); a partial run writes results.partial.json, which git ignores.
-  const complete = ['throughput', 'latency', 'scale', 'memory'].every((phase) =>
+  const complete = ['throughput', 'latency', 'scale', 'memory', 'pipeline'].every((phase) =>
     settings.phases.has(phase),
   );
   const file = new URL(complete ? 'results.json' : 'results.partial.json', import.meta.url);

@@ -24,8 +24,8 @@ import { buildWatchPage } from '../web/build.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WEB_DIR = path.join(ROOT, 'web');
 
-/** Where the generated video is kept between runs. */
-export const DEMO_CACHE_DIR = path.join(ROOT, 'node_modules', '.cache', 'hls-batch-coordinator');
+/** Where the generated video is kept between runs (git ignores it). */
+export const DEMO_CACHE_DIR = path.join(ROOT, '.demo');
 
 /** The ffmpeg to use: FFMPEG_PATH, else `ffmpeg` on the PATH; null when it does not run. */
 export function findFfmpeg(env: NodeJS.ProcessEnv = process.env): string | null {

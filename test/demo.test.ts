@@ -1,7 +1,9 @@
 /**
  * Issue 7: `npm run demo` starts, says where the dashboard is and which
  * token to paste, serves simulated viewers and an encoder whose batches
- * complete, and stops cleanly on SIGTERM.
+ * complete, and stops cleanly on SIGTERM. Issue 13: that is the fallback
+ * without ffmpeg, after saying how to install it (the demo with ffmpeg:
+ * test/demo-video.e2e.test.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -16,14 +18,15 @@ afterEach(() => {
 });
 
 describe('npm run demo', () => {
-  it('runs the service with simulated viewers and encoder, and exits 0 on SIGTERM', async () => {
+  it('without ffmpeg, says how to install it and runs the service with simulated viewers and encoder, and exits 0 on SIGTERM', async () => {
     const root = fileURLToPath(new URL('..', import.meta.url));
     const child = spawn(
       'npm',
       ['run', 'demo', '--', '--speed', '30', '--batch-seconds', '0.2', '--drop-rate', '0'],
       {
         cwd: root,
-        env: serviceEnv({ PORT: '0', LOG_LEVEL: 'info' }),
+        // An ffmpeg that is not there: the fallback.
+        env: serviceEnv({ PORT: '0', LOG_LEVEL: 'info', FFMPEG_PATH: '/nonexistent/ffmpeg' }),
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
@@ -45,6 +48,8 @@ describe('npm run demo', () => {
       },
       { timeout: 45_000 },
     );
+    expect(out).toContain('ffmpeg was not found (FFMPEG_PATH=/nonexistent/ffmpeg)');
+    expect(out).toContain('apt-get install -y ffmpeg');
     const dashboard = /open the dashboard: (http:\/\/\S+)/.exec(out)?.[1] as string;
     const token = /admin token \(paste it into the dashboard\): (\S+)/.exec(out)?.[1] as string;
     expect(dashboard).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/dashboard$/);

@@ -35,7 +35,13 @@
  *
  * hls.js is a type-only dependency: the bundle does not contain it.
  */
-import type { Events, FragChangedData, FragLoadingData, default as Hls } from 'hls.js';
+import type {
+  Events,
+  FragChangedData,
+  FragLoadingData,
+  default as Hls,
+  LevelSwitchedData,
+} from 'hls.js';
 
 export type Quality = 'Q1080P' | 'Q720P' | 'Q480P';
 
@@ -368,10 +374,10 @@ export function trackPlayback(
   ) => {
     if (loading !== null && data.frag.sn === loading.sn) loading = null;
   };
-  const onLevelSwitched = () => {
-    // FRAG_CHANGED carries the level of the fragment played; this covers a
-    // switch announced before that fragment's FRAG_CHANGED.
-    if (waiting === null) playingLevel = hls.currentLevel >= 0 ? hls.currentLevel : playingLevel;
+  const onLevelSwitched = (_event: Events.LEVEL_SWITCHED, data: LevelSwitchedData) => {
+    // The level now playing (hls.levels[data.level]). FRAG_CHANGED carries the
+    // level of the fragment played too; this covers a switch announced first.
+    if (waiting === null && data.level >= 0) playingLevel = data.level;
     update();
   };
 

@@ -200,6 +200,7 @@ function render(): void {
   ui.status.dataset.stalls = String(stalls);
   ui.status.dataset.reports = String(reports);
   ui.status.dataset.time = video.currentTime.toFixed(2);
+  ui.status.dataset.ahead = ahead.toFixed(1);
   ui.status.textContent = [
     state,
     reported === null

@@ -46,8 +46,10 @@ export const settings = {
   latencySamples: int('BENCH_LATENCY_SAMPLES', 200),
   /** Clients (and sessions, a tenth of them) of the memory and scale checks. */
   memoryClients: int('BENCH_MEMORY_CLIENTS', 100_000),
-  /** Which phases to run: any of throughput,latency,scale,memory. */
-  phases: new Set((process.env.BENCH_PHASES ?? 'throughput,latency,scale,memory').split(',')),
+  /** Which phases to run: any of pipeline,throughput,latency,scale,memory. */
+  phases: new Set(
+    (process.env.BENCH_PHASES ?? 'pipeline,throughput,latency,scale,memory').split(','),
+  ),
   /** Which throughput targets to run (default: all seven). */
   targets: process.env.BENCH_TARGETS?.split(',') ?? null,
 };
