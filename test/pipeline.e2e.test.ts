@@ -291,8 +291,9 @@ describe('the pipeline in Chromium', { timeout: 90_000 }, () => {
     // Only the worker under test takes this session's batches.
     await pipeline.stopWorker();
     const scratch = mkdtempSync(path.join(tmpdir(), 'pipeline-ffmpeg-'));
+    const ffmpeg = realTimeFfmpeg(scratch);
     const first = spawnWorker(pipeline, {
-      FFMPEG_PATH: realTimeFfmpeg(scratch),
+      FFMPEG_PATH: ffmpeg.path,
       FFPROBE_PATH: '/usr/bin/ffprobe',
       ENCODER_PRESET,
       RENEW_INTERVAL: '2',
@@ -313,9 +314,12 @@ describe('the pipeline in Chromium', { timeout: 90_000 }, () => {
               throw new Error(`no ${firstOfBatch}: ${first.output.slice(-5).join('\n')}`);
             await new Promise((resolve) => setTimeout(resolve, 50));
           }
+          // The worker and its ffmpeg, as a crashed machine: no orphan finishes the batch.
           first.kill('SIGKILL');
+          ffmpeg.killAll();
           const killedAt = Date.now();
           expect(existsSync(lastOfBatch)).toBe(false);
+          await waitFor(() => (ffmpeg.running() === 0 ? true : undefined), 5_000, 'no ffmpeg left');
           const batch = (await session(id)).batches.find((b: any) => b.startSegment === BATCH);
           expect(batch).toMatchObject({ isComplete: false, endSegment: 2 * BATCH - 1 });
 
@@ -361,6 +365,7 @@ describe('the pipeline in Chromium', { timeout: 90_000 }, () => {
       });
     } finally {
       first.kill('SIGKILL');
+      ffmpeg.killAll();
       pipeline.startWorker();
       rmSync(scratch, { recursive: true, force: true });
     }

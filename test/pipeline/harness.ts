@@ -548,14 +548,24 @@ export function spawnWorker(
 /**
  * An ffmpeg that makes every batch but the session's first at real speed
  * (`-re`), so that a batch is still being made seconds after its claim. A
- * shell script in a temp folder; FFMPEG_PATH for spawnWorker.
+ * shell script in a temp folder (`path`, FFMPEG_PATH for spawnWorker) that
+ * notes each ffmpeg's process id: the worker runs ffmpeg in a process group
+ * of its own, which a SIGKILL of the worker does not reach (an orphan would
+ * go on making the batch); `killAll` kills them as a crashed machine would.
  */
-export function realTimeFfmpeg(dir: string): string {
+export function realTimeFfmpeg(dir: string): {
+  path: string;
+  killAll(): void;
+  /** How many of the ffmpeg it started still run. */
+  running(): number;
+} {
   const file = path.join(dir, 'ffmpeg-real-time');
+  const pids = path.join(dir, 'ffmpeg-pids');
   writeFileSync(
     file,
     [
       '#!/bin/sh',
+      `echo $$ >> '${pids}'`,
       '# The first batch (segments from 0) at full speed, the others read at real time.',
       'case " $* " in *" -start_number 0 "*) exec ffmpeg "$@" ;; esac',
       'exec ffmpeg -re "$@"',
@@ -563,7 +573,37 @@ export function realTimeFfmpeg(dir: string): string {
     ].join('\n'),
   );
   chmodSync(file, 0o755);
-  return file;
+  const started = () =>
+    existsSync(pids)
+      ? readFileSync(pids, 'utf8')
+          .split('\n')
+          .map(Number)
+          .filter((pid) => Number.isInteger(pid) && pid > 1)
+      : [];
+  return {
+    path: file,
+    running: () =>
+      started().filter((pid) => {
+        try {
+          // A zombie (killed, not yet reaped by whoever adopted it) does not run.
+          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+          return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+        } catch {
+          return false;
+        }
+      }).length,
+    killAll() {
+      for (const pid of started()) {
+        for (const target of [-pid, pid]) {
+          try {
+            process.kill(target, 'SIGKILL');
+          } catch {
+            // gone already
+          }
+        }
+      }
+    },
+  };
 }
 
 /**
