@@ -6,7 +6,8 @@
  * a process of its own), the segment server, and a page playing with hls.js
  * at playbackRate 2, reporting its position with web/track-playback.ts as
  * bundled by esbuild. The video is ffmpeg's testsrc2 with a tone, 49 s
- * (segments 0..24, the last 1 s).
+ * (segments 0..24, the last 1 s); the worker encodes it with libx264's
+ * ultrafast preset (ENCODER_PRESET in the harness: the machine is shared).
  *
  * One service, worker and browser for the file; each test has a stream
  * session (and a page) of its own, ended afterwards. Waits are on what the
