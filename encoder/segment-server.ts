@@ -234,7 +234,21 @@ export async function startSegmentServer(options: SegmentServerOptions): Promise
     if (w.polling) return;
     w.polling = true;
     try {
-      const names = await readdir(w.dir).catch(() => [] as string[]);
+      // A few files waited for: look at each. Many: one listing of the folder (which may hold
+      // thousands of segments of a long video) answers for all of them.
+      const names =
+        w.waiters.size <= 16
+          ? (
+              await Promise.all(
+                [...w.waiters.keys()].map((name) =>
+                  access(path.join(w.dir, name)).then(
+                    () => name,
+                    () => null,
+                  ),
+                ),
+              )
+            ).filter((name) => name !== null)
+          : await readdir(w.dir).catch(() => [] as string[]);
       for (const name of names) {
         const waiting = w.waiters.get(name);
         if (waiting !== undefined) for (const wake of [...waiting]) wake();

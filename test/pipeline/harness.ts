@@ -245,6 +245,10 @@ export interface PipelineOptions {
   holdSeconds?: number;
   /** Batches the in-process worker makes at once. */
   workerConcurrency?: number;
+  /** libx264 preset of the in-process worker (ENCODER_PRESET, ultrafast, unless set). */
+  preset?: string;
+  /** Seconds of test video (PIPELINE.videoSeconds unless set); sessions get it as durationSeconds. */
+  videoSeconds?: number;
   /** Start the in-process worker (default true). */
   worker?: boolean;
 }
@@ -257,7 +261,8 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     for (const c of closers.splice(0).reverse()) await c().catch(() => {});
   };
   try {
-    const sourcePath = await sourceVideo();
+    const videoSeconds = options.videoSeconds ?? PIPELINE.videoSeconds;
+    const sourcePath = await sourceVideo(videoSeconds);
     const outputDir = mkdtempSync(path.join(tmpdir(), 'pipeline-output-'));
     closers.push(async () => rmSync(outputDir, { recursive: true, force: true }));
 
@@ -332,7 +337,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
           token: ENCODER_TOKEN,
           outputDir,
           concurrency: options.workerConcurrency ?? 2,
-          preset: ENCODER_PRESET,
+          preset: options.preset ?? ENCODER_PRESET,
           renewIntervalMs: 2_000,
         });
         pipeline.worker.done.catch((error: Error) => problems.push(`worker: ${error.message}`));
@@ -350,7 +355,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
             input: {
               id,
               videoSourcePath: sourcePath,
-              durationSeconds: PIPELINE.videoSeconds,
+              durationSeconds: videoSeconds,
               ...input,
             },
           },
@@ -543,14 +548,24 @@ export function spawnWorker(
 /**
  * An ffmpeg that makes every batch but the session's first at real speed
  * (`-re`), so that a batch is still being made seconds after its claim. A
- * shell script in a temp folder; FFMPEG_PATH for spawnWorker.
+ * shell script in a temp folder (`path`, FFMPEG_PATH for spawnWorker) that
+ * notes each ffmpeg's process id: the worker runs ffmpeg in a process group
+ * of its own, which a SIGKILL of the worker does not reach (an orphan would
+ * go on making the batch); `killAll` kills them as a crashed machine would.
  */
-export function realTimeFfmpeg(dir: string): string {
+export function realTimeFfmpeg(dir: string): {
+  path: string;
+  killAll(): void;
+  /** How many of the ffmpeg it started still run. */
+  running(): number;
+} {
   const file = path.join(dir, 'ffmpeg-real-time');
+  const pids = path.join(dir, 'ffmpeg-pids');
   writeFileSync(
     file,
     [
       '#!/bin/sh',
+      `echo $$ >> '${pids}'`,
       '# The first batch (segments from 0) at full speed, the others read at real time.',
       'case " $* " in *" -start_number 0 "*) exec ffmpeg "$@" ;; esac',
       'exec ffmpeg -re "$@"',
@@ -558,7 +573,37 @@ export function realTimeFfmpeg(dir: string): string {
     ].join('\n'),
   );
   chmodSync(file, 0o755);
-  return file;
+  const started = () =>
+    existsSync(pids)
+      ? readFileSync(pids, 'utf8')
+          .split('\n')
+          .map(Number)
+          .filter((pid) => Number.isInteger(pid) && pid > 1)
+      : [];
+  return {
+    path: file,
+    running: () =>
+      started().filter((pid) => {
+        try {
+          // A zombie (killed, not yet reaped by whoever adopted it) does not run.
+          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+          return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+        } catch {
+          return false;
+        }
+      }).length,
+    killAll() {
+      for (const pid of started()) {
+        for (const target of [-pid, pid]) {
+          try {
+            process.kill(target, 'SIGKILL');
+          } catch {
+            // gone already
+          }
+        }
+      }
+    },
+  };
 }
 
 /**
@@ -598,17 +643,26 @@ export interface PipelineMeasurements {
 
 /**
  * For `npm run bench`: the pipeline's figures from one run, on a pipeline of
- * its own. One viewer plays from the start across `boundaries` batch
- * boundaries; then `seeks` viewers, each in a session of its own, seek far
+ * its own (the e2e settings; the worker's preset ultrafast unless `preset`;
+ * a video long enough for the boundaries). One viewer plays from the start
+ * across `boundaries` batch boundaries; then `seeks` viewers, each in a session of its own, seek far
  * ahead (to 36.5 s) after their first segment, and as many seek back into a
  * gap (a session started at segment 15, back to 6.5 s).
  */
 export async function measurePipeline(
-  options: { boundaries?: number; seeks?: number } = {},
+  options: { boundaries?: number; seeks?: number; preset?: string } = {},
 ): Promise<PipelineMeasurements> {
   const wanted = options.boundaries ?? 4;
   const seeks = options.seeks ?? 2;
-  const pipeline = await startPipeline();
+  // Long enough for the boundaries wanted, and a last batch after them.
+  const videoSeconds = Math.max(
+    PIPELINE.videoSeconds,
+    (wanted + 1) * PIPELINE.batchSize * PIPELINE.segmentDuration + 9,
+  );
+  const pipeline = await startPipeline({
+    videoSeconds,
+    ...(options.preset === undefined ? {} : { preset: options.preset }),
+  });
   const m: PipelineMeasurements = {
     timeToFirstFrameMs: [],
     seekToPlayingMs: [],
