@@ -12,6 +12,7 @@ import path from 'node:path';
 import { type Logger, pino } from 'pino';
 import { type EncoderEnv, readEnv, renewIntervalMs } from './config.js';
 import { killAllNow } from './ffmpeg.js';
+import { type SegmentServer, startSegmentServer } from './segment-server.js';
 import { startEncoderWorker } from './worker.js';
 
 function createLogger(level: EncoderEnv['LOG_LEVEL']): Logger {
@@ -41,35 +42,6 @@ function checkFfmpeg(ffmpegPath: string): Promise<void> {
   });
 }
 
-/** What `./segment-server.js` offers (docs/pipeline-interfaces.md). */
-interface SegmentServerModule {
-  startSegmentServer(options: {
-    outputDir: string;
-    port: number;
-    host?: string;
-    coordinatorUrl: string;
-    token: string;
-    holdSeconds?: number;
-    onError?: (error: Error) => void;
-  }): Promise<{ url: string; port: number; close(): Promise<void> }>;
-}
-
-/**
- * The segment server is built alongside (encoder/segment-server.ts); it is
- * loaded when started, so that the worker runs (SEGMENT_SERVER=off) in a
- * build without it.
- */
-async function loadSegmentServer(): Promise<SegmentServerModule> {
-  const specifier = './segment-server.js';
-  try {
-    return (await import(specifier)) as SegmentServerModule;
-  } catch (error) {
-    throw new Error(
-      `the segment server (encoder/segment-server.ts) cannot be loaded: ${(error as Error).message}; set SEGMENT_SERVER=off to run the worker alone`,
-    );
-  }
-}
-
 async function main(): Promise<void> {
   const env = readEnv();
   const log = createLogger(env.LOG_LEVEL);
@@ -95,10 +67,9 @@ async function main(): Promise<void> {
     logger: log,
   });
 
-  let server: { url: string; close(): Promise<void> } | undefined;
+  let server: SegmentServer | undefined;
   if (env.SEGMENT_SERVER === 'on') {
     try {
-      const { startSegmentServer } = await loadSegmentServer();
       server = await startSegmentServer({
         outputDir,
         port: env.SEGMENT_PORT,
@@ -108,6 +79,8 @@ async function main(): Promise<void> {
         holdSeconds: env.SEGMENT_HOLD_SECONDS,
         onError: (error) => log.warn({ err: error }, 'segment server'),
       });
+      // An ended session's id may be used again, for another video: its length is asked anew.
+      worker.events.on('sessionDeleted', ({ streamSessionId }) => server?.forget(streamSessionId));
     } catch (error) {
       await worker.close();
       throw error;

@@ -49,6 +49,8 @@ export interface SegmentServer {
   port: number;
   /** Answers held requests with 503, stops listening and ends open connections. */
   close(): Promise<void>;
+  /** Drops what it knows of a session (an ended one, whose id may come back for another video). */
+  forget(streamSessionId: string): void;
   /** For tests and metrics: requests held now, and directories watched for them. */
   stats(): { held: number; watchedDirs: number; lookups: number };
 }
@@ -548,6 +550,10 @@ export async function startSegmentServer(options: SegmentServerOptions): Promise
   return {
     url: `http://${host}:${address.port}`,
     port: address.port,
+    forget(streamSessionId) {
+      found.delete(streamSessionId);
+      notFound.delete(streamSessionId);
+    },
     stats: () => ({ held: held.size, watchedDirs: dirs.size, lookups }),
     async close() {
       closing = true;

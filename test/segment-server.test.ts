@@ -470,6 +470,27 @@ describe('HTTP', () => {
     }
   });
 
+  it('asks the length anew after forget(): an ended id made again for another video', async () => {
+    const id = `again-${Date.now()}`;
+    await createSession(id, { durationSeconds: 9 });
+    const lines = async () =>
+      (await (await get(`/sessions/${id}/480p/index.m3u8`)).text())
+        .split('\n')
+        .filter((line) => line.startsWith('seg_'));
+    expect(await lines()).toHaveLength(5);
+    const ended = await service.gql(
+      'mutation($id: ID!) { endStreamSession(id: $id) }',
+      { id },
+      { authorization: `Bearer ${ADMIN_TOKEN}` },
+    );
+    expect(ended.data).toEqual({ endStreamSession: true });
+    await createSession(id, { durationSeconds: 21 });
+    // Still the old length, from the cache, until the encoder says the session ended.
+    expect(await lines()).toHaveLength(5);
+    segments.forget(id);
+    expect(await lines()).toHaveLength(11);
+  });
+
   it('answers 502 with a clear body when the service is down or refuses the token', async () => {
     const down = await startSegmentServer({
       outputDir,
