@@ -47,6 +47,8 @@ export interface KeepUp {
   readonly ladderSpeed: number;
   /** Seconds a batch costs beyond its share at that speed (ffmpeg start, seek, first keyframe). */
   readonly startupSeconds: number;
+  /** Seconds of lead over a 1× viewer a batch gains per segment it makes: D·(1 − 1/s). */
+  readonly leadPerSegment: number;
   /** The smallest batch that keeps a 1× viewer fed batch after batch; null when none does (speed < 1). */
   readonly smallestBatch: number | null;
   /** The largest batch made within the default BATCH_TIMEOUT without a renewal. */
@@ -122,6 +124,7 @@ export function keepUp(ladderSpeed: number, startupSeconds: number): KeepUp {
   return {
     ladderSpeed: s,
     startupSeconds,
+    leadPerSegment: D * (1 - 1 / s),
     smallestBatch,
     largestWithoutRenewal: Math.max(0, Math.floor(((BATCH_TIMEOUT - startupSeconds) * s) / D)),
     smallestThreshold: Math.ceil((startupSeconds + D / s) / D),

@@ -249,11 +249,8 @@ function report(
           `| ${e.renditions} | ${fmt(e.speed, 2)} | ${e.runs.map((r) => fmt(r, 2)).join(', ')} |`,
       ),
       '',
-      `- full ladder: ${fmt(k.ladderSpeed, 2)}× realtime, ${fmt(k.startupSeconds, 2)} s start cost per batch; ` +
-        (k.smallestBatch === null
-          ? 'below 1×, no batch size keeps a 1× viewer fed for long on this machine'
-          : `keeps up with one 1× viewer from ${k.smallestBatch} segments a batch; up to ${k.largestWithoutRenewal} segments a batch finish within the default BATCH_TIMEOUT without renewal`) +
-        `; the first segment of a batch arrives in time with threshold ≥ ${k.smallestThreshold}`,
+      `- full ladder: ${fmt(k.ladderSpeed, 2)}× realtime; start cost ${fmt(k.startupSeconds, 2)} s a batch; a batch gains ${fmt(k.leadPerSegment, 2)} s of lead over a 1× viewer per segment it makes`,
+      `- keeps up with one viewer at 1×: ${k.smallestBatch === null ? 'no batch size (the ladder is slower than realtime here)' : `batches of ${k.smallestBatch} segments or more (lead gained ≥ start cost)`}; largest batch made within the default BATCH_TIMEOUT (120 s) without a renewal: ${k.largestWithoutRenewal} segments; threshold ≥ ${k.smallestThreshold} for the first segment of the next batch to arrive in time`,
       `- time to first frame: ${fmt(p.timeToFirstFrameMs.median)} ms median, ${fmt(p.timeToFirstFrameMs.max)} ms worst (${p.timeToFirstFrameMs.samples} players)`,
       `- seek to playing: ${fmt(p.seekToPlayingMs.median)} ms median, ${fmt(p.seekToPlayingMs.max)} ms worst (${p.seekToPlayingMs.samples} seeks)`,
       `- stalls: ${p.stalls} in ${p.boundariesCrossed} batch boundaries crossed (${fmt(p.stallsPer100Boundaries, 1)} per 100)`,
