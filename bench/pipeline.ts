@@ -6,8 +6,8 @@
  *   realtime: seconds of video made per wall second, for a batch of
  *   `ENCODE_SEGMENTS` segments of `D` s from a 1080p test source, with the
  *   worker's own arguments (`encodeBatch`, preset veryfast). Median of
- *   `ENCODE_RUNS`. The per-batch start cost (`startup`) is what a
- *   one-segment batch takes beyond its share at that speed.
+ *   `ENCODE_RUNS`. The per-batch start cost (`startup`) is where a line
+ *   through a 1-segment and an n-segment batch's times meets zero segments.
  * - What batch size keeps up with one viewer at 1× for the full ladder,
  *   from those two figures (see `keepUp`).
  * - Playback, from test/pipeline/harness.ts' `measurePipeline`: time to
@@ -160,12 +160,19 @@ export async function runPipeline(log: (line: string) => void): Promise<Pipeline
     );
     encode.push({ renditions: set.name, speed, runs });
   }
+  // The start cost, from a line through a 1-segment and an n-segment batch
+  // (t = start + segments·D/s), the two measured back to back so that the
+  // machine's load changes little between them.
   const ladder = encode.at(-1)!.speed;
-  const one: number[] = [];
-  for (let i = 0; i < ENCODE_RUNS; i++) one.push(await timeEncode(src, LADDER, 1));
-  const startupSeconds = Math.max(0, median(one) - D / ladder);
+  const starts: number[] = [];
+  for (let i = 0; i < ENCODE_RUNS; i++) {
+    const one = await timeEncode(src, LADDER, 1);
+    const many = await timeEncode(src, LADDER, ENCODE_SEGMENTS);
+    starts.push(one - (many - one) / (ENCODE_SEGMENTS - 1));
+  }
+  const startupSeconds = Math.max(0, median(starts));
   log(
-    `one-segment full-ladder batch: ${median(one).toFixed(2)} s (startup ≈ ${startupSeconds.toFixed(2)} s)`,
+    `full-ladder start cost per batch: ${startupSeconds.toFixed(2)} s (${starts.map((x) => x.toFixed(2)).join(', ')})`,
   );
 
   const m = await measurePipeline({ boundaries: BOUNDARIES, seeks: SEEKS });
