@@ -147,8 +147,11 @@ async function main(): Promise<void> {
   });
   ui.quality.addEventListener('change', () => {
     const height = Number(ui.quality.value);
-    // -1: Auto (hls.js picks by bandwidth); else the level of that height.
-    hls.currentLevel =
+    // -1: Auto (hls.js picks by bandwidth); else the level of that height. nextLevel,
+    // not currentLevel: the switch comes at the next fragment boundary and what is
+    // buffered plays on meanwhile, while the encoder makes the new rendition (a
+    // currentLevel switch flushes the buffer and waits for it: a stall).
+    hls.nextLevel =
       height < 0
         ? -1
         : hls.levels.findIndex(
