@@ -250,7 +250,7 @@ function report(
       ),
       '',
       `- full ladder: ${fmt(k.ladderSpeed, 2)}× realtime; start cost ${fmt(k.startupSeconds, 2)} s a batch; a batch gains ${fmt(k.leadPerSegment, 2)} s of lead over a 1× viewer per segment it makes`,
-      `- keeps up with one viewer at 1×: ${k.smallestBatch === null ? 'no batch size (the ladder is slower than realtime here)' : `batches of ${k.smallestBatch} segments or more (lead gained ≥ start cost)`}; largest batch made within the default BATCH_TIMEOUT (120 s) without a renewal: ${k.largestWithoutRenewal} segments; threshold ≥ ${k.smallestThreshold} for the first segment of the next batch to arrive in time`,
+      `- keeps up with one viewer at 1×: ${k.smallestBatch === null ? 'no batch size (the ladder is slower than realtime here)' : `batches of ${k.smallestBatch} segment${k.smallestBatch === 1 ? '' : 's'} or more (lead gained ≥ start cost)`}; largest batch made within the default BATCH_TIMEOUT (120 s) without a renewal: ${k.largestWithoutRenewal} segments; threshold ≥ ${k.smallestThreshold} for the first segment of the next batch to arrive in time`,
       `- time to first frame: ${fmt(p.timeToFirstFrameMs.median)} ms median, ${fmt(p.timeToFirstFrameMs.max)} ms worst (${p.timeToFirstFrameMs.samples} players)`,
       `- seek to playing: ${fmt(p.seekToPlayingMs.median)} ms median, ${fmt(p.seekToPlayingMs.max)} ms worst (${p.seekToPlayingMs.samples} seeks)`,
       `- stalls: ${p.stalls} in ${p.boundariesCrossed} batch boundaries crossed (${fmt(p.stallsPer100Boundaries, 1)} per 100)`,
