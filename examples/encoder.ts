@@ -225,7 +225,9 @@ export function startEncoder(options: EncoderOptions): Encoder {
   const releasing = new Set<string>();
 
   function onNeed(need: Need): void {
-    const key = `${need.streamSession.id}#${need.batchNumber}`;
+    // A need is its number and its range: a withdrawn need's number may be
+    // announced again for another range, which is another need to make.
+    const key = `${need.streamSession.id}#${need.batchNumber}#${need.startSegment}-${need.endSegment}`;
     // Had already: a STALLED re-announcement of our own batch (we are slower
     // than BATCH_TIMEOUT), or the replay after a reconnect of one still waiting.
     if (taken.has(key)) return;
