@@ -14,18 +14,16 @@
  *   first frame, seek to playing (p50 and worst), stalls per 100 batch
  *   boundaries crossed.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { encodeBatch } from '../encoder/ffmpeg.js';
 import { LADDER, type Rendition } from '../encoder/ladder.js';
+import { makeSource } from '../test/encoder-media.js';
 import { measurePipeline } from '../test/pipeline/harness.js';
 import { median } from './lib/stats.js';
 
-const run = promisify(execFile);
 const FFMPEG = process.env.FFMPEG_PATH ?? 'ffmpeg';
 /** Seconds per segment, as the service's default. */
 const D = 6;
@@ -71,17 +69,11 @@ export interface PipelineResult {
 }
 
 async function source(dir: string): Promise<string> {
-  const file = path.join(dir, 'bench-source-1080p.mp4');
-  if (existsSync(file)) return file;
   const seconds = (ENCODE_SEGMENTS + 1) * D + 2;
-  await run(FFMPEG, [
-    ...['-hide_banner', '-loglevel', 'error', '-y'],
-    ...['-f', 'lavfi', '-i', `testsrc2=size=1920x1080:rate=25:duration=${seconds}`],
-    ...['-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${seconds}`],
-    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-pix_fmt', 'yuv420p'],
-    ...['-c:a', 'aac', '-shortest', file],
-  ]);
-  return file;
+  const name = `bench-source-1080p-${seconds}s.mp4`;
+  const file = path.join(dir, name);
+  if (existsSync(file)) return file;
+  return makeSource(dir, seconds, { size: '1920x1080', name });
 }
 
 /** Wall seconds to encode segments 1..n (offset D) of `renditions`. */

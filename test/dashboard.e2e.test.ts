@@ -11,12 +11,12 @@
  * stream-session-updated-api.test.ts covers the subscription on Redis.
  */
 import { mkdirSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/state/clock.js';
+import { launchChromium } from './chromium.js';
 import { Q, startTestServer, type TestServer } from './fixtures.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ADMIN_TOKEN = 'dashboard-admin-token-0001';
 const BATCH_TIMEOUT = 60_000;
 const DAY = 86_400_000;
@@ -41,18 +41,7 @@ const problems: string[] = [];
 beforeAll(async () => {
   clock = new ManualClock(Date.now());
   server = await startTestServer(serverConfig, clock);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--headless',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
   // Short, so that the full-page screenshot ends with the content.
   page = await browser.newPage({ viewport: { width: 1280, height: 520 } });
   // Well within the test's own timeout, so that a failure names the step.

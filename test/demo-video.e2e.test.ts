@@ -8,16 +8,16 @@
  * A short video (48 s, made once and cached in .demo/) and short batches, so
  * that it stays well under a minute on a loaded machine.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findFfmpeg } from '../scripts/watch-demo.js';
+import { launchChromium, MEDIA_ARGS } from './chromium.js';
+import { startDemo } from './demo-process.js';
 import { eventually, serviceEnv } from './fixtures.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = new URL('../test-artifacts/demo.png', import.meta.url);
 
 let demo: ChildProcess | undefined;
@@ -31,33 +31,13 @@ describe('npm run demo with ffmpeg', { timeout: 90_000 }, () => {
   it('prints one URL whose page plays the encoded stream beside the dashboard', async () => {
     // The machines this runs on have ffmpeg (Debian's package); say so plainly when one does not.
     expect(findFfmpeg(), 'ffmpeg is needed: apt-get install -y ffmpeg').not.toBeNull();
-    const root = fileURLToPath(new URL('..', import.meta.url));
-    const child = spawn(
-      'npm',
-      ['run', 'demo', '--', '--video-seconds', '48', '--batch-size', '4', '--threshold', '3'],
-      {
-        cwd: root,
-        env: serviceEnv({ PORT: '0', LOG_LEVEL: 'info' }),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
+    const run = startDemo(
+      ['--video-seconds', '48', '--batch-size', '4', '--threshold', '3'],
+      serviceEnv({ PORT: '0', LOG_LEVEL: 'info' }),
     );
-    demo = child;
-    const exited = once(child, 'exit');
-    let out = '';
-    let err = '';
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      out += chunk;
-    });
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      err += chunk;
-    });
-    await eventually(
-      () => {
-        if (child.exitCode !== null) throw new Error(`the demo exited: ${out}\n${err}`);
-        return /stop with Ctrl-C/.test(out);
-      },
-      { timeout: 45_000 },
-    );
+    demo = run.child;
+    await run.printed(/stop with Ctrl-C/, 45_000);
+    const out = run.out();
     // What a person reads (the plain lines, not the JSON log): one URL.
     const plain = out.split('\n').filter((line) => !line.startsWith('{'));
     const urls = plain.join('\n').match(/https?:\/\/\S+/g) ?? [];
@@ -70,19 +50,7 @@ describe('npm run demo with ffmpeg', { timeout: 90_000 }, () => {
     )?.[1] as string;
     expect(streamSessionId).toBeDefined();
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--headless',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--autoplay-policy=no-user-gesture-required',
-      ],
-    });
+    browser = await launchChromium(MEDIA_ARGS);
     const page = await browser.newPage({ viewport: { width: 1600, height: 760 } });
     const problems: string[] = [];
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
@@ -134,13 +102,12 @@ describe('npm run demo with ffmpeg', { timeout: 90_000 }, () => {
     mkdirSync(new URL('.', SCREENSHOT), { recursive: true });
     await page.screenshot({ path: fileURLToPath(SCREENSHOT) });
 
-    const pid = out
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => (JSON.parse(line) as { pid: number }).pid)[0] as number;
-    process.kill(pid, 'SIGTERM');
-    const [code] = await exited;
-    expect(code, `${out}\n${err}`).toBe(0);
-    expect(out).toContain('demo stopped');
+    const code = await run.stop();
+    expect(
+      code,
+      `${run.out()}
+${run.err()}`,
+    ).toBe(0);
+    expect(run.out()).toContain('demo stopped');
   });
 });

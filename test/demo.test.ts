@@ -5,10 +5,9 @@
  * without ffmpeg, after saying how to install it (the demo with ffmpeg:
  * test/demo-video.e2e.test.ts).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startDemo } from './demo-process.js';
 import { eventually, serviceEnv } from './fixtures.js';
 import { parsePrometheus } from './prometheus.js';
 
@@ -19,35 +18,14 @@ afterEach(() => {
 
 describe('npm run demo', () => {
   it('without ffmpeg, says how to install it and runs the service with simulated viewers and encoder, and exits 0 on SIGTERM', async () => {
-    const root = fileURLToPath(new URL('..', import.meta.url));
-    const child = spawn(
-      'npm',
-      ['run', 'demo', '--', '--speed', '30', '--batch-seconds', '0.2', '--drop-rate', '0'],
-      {
-        cwd: root,
-        // An ffmpeg that is not there: the fallback.
-        env: serviceEnv({ PORT: '0', LOG_LEVEL: 'info', FFMPEG_PATH: '/nonexistent/ffmpeg' }),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
+    // An ffmpeg that is not there: the fallback.
+    const run = startDemo(
+      ['--speed', '30', '--batch-seconds', '0.2', '--drop-rate', '0'],
+      serviceEnv({ PORT: '0', LOG_LEVEL: 'info', FFMPEG_PATH: '/nonexistent/ffmpeg' }),
     );
-    demo = child;
-    const exited = once(child, 'exit');
-    let out = '';
-    let err = '';
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      out += chunk;
-    });
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      err += chunk;
-    });
-
-    await eventually(
-      () => {
-        if (child.exitCode !== null) throw new Error(`the demo exited: ${out}\n${err}`);
-        return /admin token \(paste it into the dashboard\): \S+/.test(out);
-      },
-      { timeout: 45_000 },
-    );
+    demo = run.child;
+    await run.printed(/admin token \(paste it into the dashboard\): \S+/, 45_000);
+    const out = run.out();
     expect(out).toContain('ffmpeg was not found (FFMPEG_PATH=/nonexistent/ffmpeg)');
     expect(out).toContain('apt-get install -y ffmpeg');
     const dashboard = /open the dashboard: (http:\/\/\S+)/.exec(out)?.[1] as string;
@@ -83,16 +61,12 @@ describe('npm run demo', () => {
       { timeout: 45_000 },
     );
 
-    // SIGTERM to the demo itself (npm exits 143 when it is the one signalled;
-    // it passes the script's own exit code on otherwise).
-    const pid = out
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => (JSON.parse(line) as { pid: number }).pid)[0] as number;
-    expect(pid).toBeGreaterThan(0);
-    process.kill(pid, 'SIGTERM');
-    const [code] = await exited;
-    expect(code, `${out}\n${err}`).toBe(0);
-    expect(out).toContain('demo stopped');
+    const code = await run.stop();
+    expect(
+      code,
+      `${run.out()}
+${run.err()}`,
+    ).toBe(0);
+    expect(run.out()).toContain('demo stopped');
   });
 });

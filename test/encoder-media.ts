@@ -13,11 +13,19 @@ const run = promisify(execFile);
 export const FFMPEG = '/usr/bin/ffmpeg';
 export const FFPROBE = '/usr/bin/ffprobe';
 
-/** A source of `seconds` seconds: a 25 fps test pattern of `size` with a 440 Hz tone. */
+/**
+ * A source of `seconds` seconds: a 25 fps test pattern of `size` with a
+ * 440 Hz tone, a key frame a second. The encoder's tests, the pipeline's and
+ * the bench's sources are all made here.
+ */
 export async function makeSource(
   dir: string,
   seconds: number,
-  { size = '320x240', name }: { size?: string; name?: string } = {},
+  {
+    size = '320x240',
+    name,
+    preset = 'ultrafast',
+  }: { size?: string; name?: string; preset?: string } = {},
 ): Promise<string> {
   const file = path.join(dir, name ?? `source-${size}-${seconds}s.mp4`);
   await run(FFMPEG, [
@@ -39,7 +47,7 @@ export async function makeSource(
     '-c:v',
     'libx264',
     '-preset',
-    'ultrafast',
+    preset,
     '-pix_fmt',
     'yuv420p',
     '-g',

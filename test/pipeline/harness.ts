@@ -7,7 +7,7 @@
  *
  * No vitest in here, so a benchmark can import it under plain tsx.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -23,21 +23,20 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { createClient } from 'graphql-ws';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { type SegmentServer, startSegmentServer } from '../../encoder/segment-server.js';
 import { type EncoderWorker, startEncoderWorker } from '../../encoder/worker.js';
 import { type Config, defaultConfig } from '../../src/config.js';
 import { type App, buildApp } from '../../src/server/app.js';
 import { buildTrackPlayback } from '../../web/build.js';
+import { launchChromium, MEDIA_ARGS } from '../chromium.js';
+import { makeSource } from '../encoder-media.js';
 import { quietLogger } from '../log-capture.js';
 
-const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-export const CHROMIUM = '/usr/bin/chromium';
 export const ADMIN_TOKEN = 'pipeline-admin-token-0001';
 export const ENCODER_TOKEN = 'pipeline-encoder-token-01';
 const CLIENT_TOKEN_SECRET = 'p'.repeat(40);
@@ -94,37 +93,11 @@ export async function sourceVideo(seconds: number = PIPELINE.videoSeconds): Prom
   if (existsSync(file)) return file;
   mkdirSync(dir, { recursive: true });
   const partial = `${file}.${process.pid}.partial.mp4`;
-  await run('ffmpeg', [
-    '-hide_banner',
-    '-loglevel',
-    'error',
-    '-y',
-    '-f',
-    'lavfi',
-    '-i',
-    'testsrc2=size=426x240:rate=25',
-    '-f',
-    'lavfi',
-    '-i',
-    'sine=frequency=440:sample_rate=48000',
-    '-t',
-    String(seconds),
-    '-c:v',
-    'libx264',
-    '-preset',
-    'veryfast',
-    '-pix_fmt',
-    'yuv420p',
-    '-g',
-    '25',
-    '-c:a',
-    'aac',
-    '-b:a',
-    '96k',
-    '-movflags',
-    '+faststart',
-    partial,
-  ]);
+  await makeSource(dir, seconds, {
+    size: '426x240',
+    name: path.basename(partial),
+    preset: 'veryfast',
+  });
   renameSync(partial, file);
   return file;
 }
@@ -283,23 +256,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     const statics = await startStaticServer();
     closers.push(() => statics.close());
 
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--headless',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--autoplay-policy=no-user-gesture-required',
-        // A hidden or busy page must not have its timers or media slowed.
-        '--disable-background-timer-throttling',
-        '--disable-renderer-backgrounding',
-        '--disable-backgrounding-occluded-windows',
-      ],
-    });
+    const browser = await launchChromium(MEDIA_ARGS);
     closers.push(() => browser.close());
 
     const problems: string[] = [];
